@@ -1,0 +1,75 @@
+"""Build frozen dataclasses from plain mappings (TOML, JSON), refusing anything unexpected.
+
+Unknown keys, values of the wrong type and values outside a ``Literal`` raise ``ConfigError``
+naming where they were found. Integers are accepted where floats are expected; booleans are never
+taken for numbers; nested dataclasses are built recursively.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar, Union
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, or of the wrong type."""
+
+
+def build_dataclass(cls: type[T], data: Mapping[str, Any], where: str) -> T:
+    """``cls(**data)`` with every key and value checked against ``cls``'s annotations."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a table of settings, got {data!r}")
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = typing.get_type_hints(cls)
+    fields = {field.name for field in dataclasses.fields(cls) if field.init}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})"
+        )
+    values = {
+        name: coerce_value(value, hints[name], f"{where}.{name}") for name, value in data.items()
+    }
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from error
+
+
+def coerce_value(value: Any, expected: Any, where: str) -> Any:
+    origin = typing.get_origin(expected)
+    if origin is typing.Literal:
+        choices = typing.get_args(expected)
+        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+            raise ConfigError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(expected)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return coerce_value(value, option, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {expected}")
+    if dataclasses.is_dataclass(expected) and isinstance(expected, type):
+        return build_dataclass(expected, value, where)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
+    if isinstance(expected, type) and not isinstance(value, expected):
+        raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
+    return value

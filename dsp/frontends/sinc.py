@@ -1,0 +1,174 @@
+"""SincConv: a bank of windowed-sinc band-pass filters applied to the raw waveform.
+
+Each filter is parameterised by its low cut-off and its band width (Ravanelli and Bengio,
+"Speaker Recognition from Raw Waveform with SincNet", 2018), initialised on the mel scale:
+
+    h[n] = w[n] * (2 f_high / sr * sinc(2 f_high n / sr) - 2 f_low / sr * sinc(2 f_low n / sr))
+
+with ``w`` a symmetric Hamming window and ``n`` running from -(K-1)/2 to (K-1)/2. With
+``learnable=False`` the filters are computed once and kept in a buffer (AASIST's fixed mel-spaced
+front end, whose 70 filters span 0 Hz to the Nyquist frequency); with ``learnable=True`` the cut-offs
+are parameters and the filters are rebuilt from them on every forward pass, as SincNet does.
+
+``normalisation="passband"`` keeps the ideal band-pass scaling above (unit gain in the pass band,
+AASIST's choice); ``"peak"`` divides each filter by its centre tap, ``2 (f_high - f_low) / sr``
+(SincNet's choice).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+from dfd.dsp.frontends.base import Frontend
+from dfd.dsp.frontends.spec import FrontendSpec, FrontendSpecError, register_frontend
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_spaced_band_edges(num_filters: int, f_min: float, f_max: float) -> np.ndarray:
+    """``num_filters + 1`` edge frequencies in Hz, evenly spaced on the (HTK) mel scale."""
+    return mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), num_filters + 1))
+
+
+@register_frontend
+@dataclasses.dataclass(frozen=True)
+class SincConvSpec(FrontendSpec):
+    kind = "sinc"
+    out_channels: int = 70
+    kernel_size: int = 129
+    stride: int = 1
+    padding: int = 0
+    f_min: float = 0.0
+    f_max: float | None = None  # None: the Nyquist frequency
+    min_low_hz: float = 0.0
+    min_band_hz: float = 0.0
+    learnable: bool = False
+    normalisation: Literal["passband", "peak"] = "passband"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.out_channels < 1:
+            raise FrontendSpecError("sinc: out_channels must be at least 1")
+        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
+            raise FrontendSpecError(
+                f"sinc: kernel_size must be odd and at least 3 so the filters are symmetric, "
+                f"got {self.kernel_size}"
+            )
+        if self.stride < 1 or self.padding < 0:
+            raise FrontendSpecError("sinc: stride must be >= 1 and padding >= 0")
+        if not 0.0 <= self.f_min < self.upper_hz <= self.sample_rate / 2:
+            raise FrontendSpecError(
+                f"sinc: need 0 <= f_min < f_max <= sample_rate / 2, got f_min={self.f_min}, "
+                f"f_max={self.f_max} at {self.sample_rate} Hz"
+            )
+        if self.normalisation not in ("passband", "peak"):
+            raise FrontendSpecError(f"sinc: unknown normalisation {self.normalisation!r}")
+
+    @property
+    def upper_hz(self) -> float:
+        return float(self.sample_rate / 2 if self.f_max is None else self.f_max)
+
+    def build(self) -> SincConv:
+        return SincConv(self)
+
+
+def sinc_filters(
+    low_hz: torch.Tensor,
+    high_hz: torch.Tensor,
+    taps: torch.Tensor,
+    window: torch.Tensor,
+    sample_rate: int,
+    normalisation: str,
+) -> torch.Tensor:
+    """Windowed-sinc band-pass impulse responses, shape ``(filters, kernel_size)``."""
+    low = low_hz.unsqueeze(1) / sample_rate
+    high = high_hz.unsqueeze(1) / sample_rate
+    ideal = 2 * high * torch.sinc(2 * high * taps) - 2 * low * torch.sinc(2 * low * taps)
+    filters = ideal * window
+    if normalisation == "peak":
+        filters = filters / (2 * (high - low))
+    return filters
+
+
+class SincConv(Frontend):
+    """``(batch, samples)`` -> ``(batch, out_channels, frames)``."""
+
+    spec: SincConvSpec
+
+    def __init__(self, spec: SincConvSpec) -> None:
+        super().__init__(spec)
+        half = (spec.kernel_size - 1) / 2
+        self.register_buffer(
+            "taps", torch.arange(-half, half + 1, dtype=torch.float64).to(torch.float32)
+        )
+        self.register_buffer("window", torch.hamming_window(spec.kernel_size, periodic=False))
+        edges = mel_spaced_band_edges(spec.out_channels, spec.f_min, spec.upper_hz)
+        if spec.learnable:
+            low_offset = edges[:-1] - spec.min_low_hz
+            band_offset = np.diff(edges) - spec.min_band_hz
+            self.low_hz_ = nn.Parameter(torch.tensor(low_offset, dtype=torch.float32))
+            self.band_hz_ = nn.Parameter(torch.tensor(band_offset, dtype=torch.float32))
+        else:
+            # Computed once in float64 so the fixed bank matches a float64 reference closely.
+            filters = sinc_filters(
+                torch.from_numpy(edges[:-1]),
+                torch.from_numpy(edges[1:]),
+                torch.arange(-half, half + 1, dtype=torch.float64),
+                torch.hamming_window(spec.kernel_size, periodic=False, dtype=torch.float64),
+                spec.sample_rate,
+                spec.normalisation,
+            )
+            self.register_buffer("fixed_low_hz", torch.tensor(edges[:-1], dtype=torch.float32))
+            self.register_buffer("fixed_high_hz", torch.tensor(edges[1:], dtype=torch.float32))
+            self.register_buffer("fixed_filters", filters.to(torch.float32))
+
+    def band_edges_hz(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Current (low, high) cut-offs of every filter in Hz."""
+        if not self.spec.learnable:
+            return self.fixed_low_hz, self.fixed_high_hz
+        spec = self.spec
+        low = spec.min_low_hz + self.low_hz_.abs()
+        high = torch.clamp(
+            low + spec.min_band_hz + self.band_hz_.abs(), spec.min_low_hz, spec.sample_rate / 2
+        )
+        return low, high
+
+    def filters(self) -> torch.Tensor:
+        if not self.spec.learnable:
+            return self.fixed_filters
+        low, high = self.band_edges_hz()
+        return sinc_filters(
+            low, high, self.taps, self.window, self.spec.sample_rate, self.spec.normalisation
+        )
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        if waveforms.dim() != 2:
+            raise ValueError(f"expected (batch, samples), got {tuple(waveforms.shape)}")
+        kernels = self.filters().unsqueeze(1)
+        return nnf.conv1d(
+            waveforms.unsqueeze(1), kernels, stride=self.spec.stride, padding=self.spec.padding
+        )
+
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        spec = self.spec
+        frames = (num_samples + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
+        return (spec.out_channels, frames)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    module = SincConvSpec().build()
+    out = module(torch.randn(2, 32_000))
+    parameters = sum(p.numel() for p in module.parameters())
+    print(f"sinc: {tuple(out.shape)}, {parameters} parameters")  # noqa: T201
