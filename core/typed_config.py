@@ -49,7 +49,9 @@ def coerce_value(value: Any, expected: Any, where: str) -> Any:
     if origin is typing.Literal:
         choices = typing.get_args(expected)
         if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
-            raise ConfigError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+            raise ConfigError(
+                f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}"
+            )
         return value
     if origin in (Union, types.UnionType):
         options = typing.get_args(expected)
@@ -63,7 +65,9 @@ def coerce_value(value: Any, expected: Any, where: str) -> Any:
                 return coerce_value(value, option, where)
             except ConfigError as error:
                 errors.append(str(error))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {expected}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {expected}"
+        )
     if dataclasses.is_dataclass(expected) and isinstance(expected, type):
         return build_dataclass(expected, value, where)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):

@@ -131,7 +131,8 @@ def features(
 
     click.echo(
         f"{audio}: {recording.channels} channel(s), {recording.duration_s:.2f} s, "
-        f"{recording.source_format} at {recording.source_sample_rate} Hz -> {recording.sample_rate} Hz"
+        f"{recording.source_format} at {recording.source_sample_rate} Hz "
+        f"-> {recording.sample_rate} Hz"
     )
     click.echo(
         f"windows of {geometry.window_s} s every {geometry.hop_s} s on {bank.device}; "
@@ -155,7 +156,12 @@ def features(
 
 
 def _parse_specs(kinds: tuple[str, ...], spec_texts: tuple[str, ...]) -> list[FrontendSpec]:
-    from dfd.dsp.frontends import FrontendSpec, FrontendSpecError, frontend_kinds, frontend_spec_class
+    from dfd.dsp.frontends import (
+        FrontendSpec,
+        FrontendSpecError,
+        frontend_kinds,
+        frontend_spec_class,
+    )
 
     specs: list[FrontendSpec] = []
     try:

@@ -18,7 +18,9 @@ class LoggingSettings:
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
-            raise ConfigError(f"logging.level must be one of {', '.join(LEVELS)}, got {self.level!r}")
+            raise ConfigError(
+                f"logging.level must be one of {', '.join(LEVELS)}, got {self.level!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

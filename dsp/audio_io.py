@@ -74,7 +74,7 @@ class Recording:
 
     @property
     def duration_s(self) -> float:
-        return self.samples.shape[1] / self.sample_rate
+        return float(self.samples.shape[1] / self.sample_rate)
 
 
 def load_audio(path: str | Path, sample_rate: int = PIPELINE_SAMPLE_RATE) -> Recording:
@@ -111,7 +111,8 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return np.ascontiguousarray(samples, dtype=np.float32)
     tensor = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    return taf.resample(tensor, from_rate, to_rate).numpy()
+    resampled: np.ndarray = taf.resample(tensor, from_rate, to_rate).numpy()
+    return resampled
 
 
 def _decode_with_soundfile(path: Path) -> tuple[np.ndarray, int, str]:
@@ -124,8 +125,9 @@ def _ffmpeg_executable(tool: str = "ffmpeg") -> str:
     executable = shutil.which(tool)
     if executable is None:
         raise MissingToolError(
-            f"decoding this file needs `{tool}`, which is not installed: install the Debian package "
-            f"'{FFMPEG_DEBIAN_PACKAGE}' (scripts/setup.sh does it: apt-get install {FFMPEG_DEBIAN_PACKAGE})"
+            f"decoding this file needs `{tool}`, which is not installed: install the Debian "
+            f"package '{FFMPEG_DEBIAN_PACKAGE}' (scripts/setup.sh does it: "
+            f"apt-get install {FFMPEG_DEBIAN_PACKAGE})"
         )
     return executable
 

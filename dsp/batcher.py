@@ -58,5 +58,7 @@ class FrontendBank:
         else:
             batch = torch.from_numpy(np.stack(windows).astype(np.float32, copy=False))
         if batch.dim() != 2:
-            raise ValueError(f"expected a (batch, samples) array of windows, got {tuple(batch.shape)}")
+            raise ValueError(
+                f"expected a (batch, samples) array of windows, got {tuple(batch.shape)}"
+            )
         return batch.to(self.device, dtype=torch.float32, non_blocking=True)

@@ -51,7 +51,7 @@ def band_limit(
     audio = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).to(torch.float64)
     for _ in range(2):
         audio = taf.highpass_biquad(audio, sample_rate, low_hz)
-        audio = taf.lowpass_biquad(audio, sample_rate, high_hz)
+        audio = taf.lowpass_biquad(audio, sample_rate, high_hz, Q=0.6)
     return audio.to(torch.float32).numpy()
 
 

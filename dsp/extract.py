@@ -40,7 +40,8 @@ def extract_features(
 ) -> list[ChannelFeatures]:
     if recording.sample_rate != geometry.sample_rate:
         raise ValueError(
-            f"recording is at {recording.sample_rate} Hz but the windows expect {geometry.sample_rate} Hz"
+            f"recording is at {recording.sample_rate} Hz "
+            f"but the windows expect {geometry.sample_rate} Hz"
         )
     results = []
     for channel, samples in enumerate(recording.samples):

@@ -96,9 +96,7 @@ class WindowFramer:
 
         Returns ``None`` when every received sample already lies in an emitted window.
         """
-        covered_until = (
-            self._next_start - self._hop + self._window if self._windows_emitted else 0
-        )
+        covered_until = self._next_start - self._hop + self._window if self._windows_emitted else 0
         if self._received <= covered_until or self._received <= self._next_start:
             return None
         valid = self._received - self._next_start

@@ -7,8 +7,9 @@ Each filter is parameterised by its low cut-off and its band width (Ravanelli an
 
 with ``w`` a symmetric Hamming window and ``n`` running from -(K-1)/2 to (K-1)/2. With
 ``learnable=False`` the filters are computed once and kept in a buffer (AASIST's fixed mel-spaced
-front end, whose 70 filters span 0 Hz to the Nyquist frequency); with ``learnable=True`` the cut-offs
-are parameters and the filters are rebuilt from them on every forward pass, as SincNet does.
+front end, whose 70 filters span 0 Hz to the Nyquist frequency); with ``learnable=True`` the
+cut-offs are parameters and the filters are rebuilt from them on every forward pass, as SincNet
+does.
 
 ``normalisation="passband"`` keeps the ideal band-pass scaling above (unit gain in the pass band,
 AASIST's choice); ``"peak"`` divides each filter by its centre tap, ``2 (f_high - f_low) / sr``
@@ -106,6 +107,11 @@ class SincConv(Frontend):
     """``(batch, samples)`` -> ``(batch, out_channels, frames)``."""
 
     spec: SincConvSpec
+    taps: torch.Tensor
+    window: torch.Tensor
+    fixed_low_hz: torch.Tensor
+    fixed_high_hz: torch.Tensor
+    fixed_filters: torch.Tensor
 
     def __init__(self, spec: SincConvSpec) -> None:
         super().__init__(spec)

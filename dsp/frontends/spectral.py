@@ -125,7 +125,7 @@ class LogMel(Frontend):
 
 
 class Mfcc(Frontend):
-    """``(batch, samples)`` -> ``(batch, n_mfcc, frames)``: DCT-II (orthonormal) of log mel power."""
+    """``(batch, samples)`` -> ``(batch, n_mfcc, frames)``: orthonormal DCT-II of log mel power."""
 
     spec: MfccSpec
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh Debian host: system packages, then a virtual environment in .venv with
+# dfd installed from this checkout (a regular, non-editable install).
+#   scripts/setup.sh          runtime only
+#   scripts/setup.sh --dev    plus the test and lint tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+case "${1:-}" in
+    "") ;;
+    --dev) extras="[dev]" ;;
+    *) echo "usage: scripts/setup.sh [--dev]" >&2; exit 2 ;;
+esac
+
+bash scripts/install-system-packages.sh
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+# The torch pins are in pyproject.toml too; naming them first keeps pip on the local builds.
+.venv/bin/pip install --quiet --disable-pip-version-check "torch==2.14.1" "torchaudio==2.11.0" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+.venv/bin/pip install --quiet --disable-pip-version-check ".${extras}" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+.venv/bin/dfd --version

@@ -1,0 +1,56 @@
+"""dfd installs under its own namespace and nothing else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.signals import REPO
+
+SUBPACKAGES = ["core", "daemon", "dsp", "detectors", "trainers"]
+
+
+def python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("where", ["elsewhere", "repository root"])
+@pytest.mark.parametrize("name", ["daemon", "dsp", "detectors", "trainers", "core"])
+def test_generic_top_level_names_are_not_importable(name: str, where: str, tmp_path: Path) -> None:
+    cwd = REPO if where == "repository root" else tmp_path
+    result = python(f"import {name}", cwd)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr or "ModuleNotFoundError" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["elsewhere", "repository root"])
+def test_the_dfd_namespace_imports(where: str, tmp_path: Path) -> None:
+    cwd = REPO if where == "repository root" else tmp_path
+    code = "; ".join(f"import dfd.{name}" for name in SUBPACKAGES) + "; import dfd.dsp.frontends"
+    result = python(code, cwd)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_only_the_dfd_namespace(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path), str(REPO)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("dfd-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/")[0] for name in names}
+    assert top_level == {"dfd", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert "dfd/__init__.py" not in names  # a namespace package, shared by nothing else
+    for package in SUBPACKAGES:
+        assert f"dfd/{package}/__init__.py" in names
+        assert f"dfd/{package}/py.typed" in names
+    assert "dfd/dsp/frontends/sinc.py" in names
+    assert not any(name.startswith("dfd/tests") for name in names)
