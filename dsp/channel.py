@@ -8,6 +8,7 @@ the same output, sample for sample.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import numpy as np
@@ -45,14 +46,36 @@ def g711_round_trip(samples: np.ndarray, sample_rate: int, law: Law = "mulaw") -
 def band_limit(
     samples: np.ndarray, sample_rate: int, low_hz: float = 300.0, high_hz: float = 3400.0
 ) -> np.ndarray:
-    """Telephone band: two high-pass and two low-pass biquads (Q = 1/sqrt 2) in cascade."""
+    """Telephone band: two high-pass and two low-pass Butterworth biquads in cascade.
+
+    Filtered with ``clamp=False``: torchaudio's biquad helpers clip every stage to [-1, 1], which
+    would flatten the overshoot of loud transients instead of passing it on.
+    """
     if not 0 < low_hz < high_hz < sample_rate / 2:
         raise ValueError(f"need 0 < low_hz < high_hz < {sample_rate / 2}, got {low_hz}, {high_hz}")
     audio = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).to(torch.float64)
-    for _ in range(2):
-        audio = taf.highpass_biquad(audio, sample_rate, low_hz)
-        audio = taf.lowpass_biquad(audio, sample_rate, high_hz, Q=0.6)
-    return audio.to(torch.float32).numpy()
+    stages = [_butterworth_biquad(sample_rate, low_hz, "highpass")] * 2
+    stages += [_butterworth_biquad(sample_rate, high_hz, "lowpass")] * 2
+    for b, a in stages:
+        coefficients = torch.tensor([a, b], dtype=torch.float64)
+        audio = taf.lfilter(audio, coefficients[0], coefficients[1], clamp=False)
+    filtered: np.ndarray = audio.to(torch.float32).numpy()
+    return filtered
+
+
+def _butterworth_biquad(
+    sample_rate: int, cutoff_hz: float, kind: Literal["highpass", "lowpass"]
+) -> tuple[list[float], list[float]]:
+    """(b, a) of a second-order Butterworth section, Q = 1/sqrt(2) (the audio EQ cookbook)."""
+    w0 = 2 * math.pi * cutoff_hz / sample_rate
+    alpha = math.sin(w0) / math.sqrt(2)
+    cos_w0 = math.cos(w0)
+    if kind == "lowpass":
+        b = [(1 - cos_w0) / 2, 1 - cos_w0, (1 - cos_w0) / 2]
+    else:
+        b = [(1 + cos_w0) / 2, -(1 + cos_w0), (1 + cos_w0) / 2]
+    a0 = 1 + alpha
+    return [x / a0 for x in b], [1.0, -2 * cos_w0 / a0, (1 - alpha) / a0]
 
 
 def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -82,6 +105,8 @@ def packet_loss(
     as it was heard (so a burst repeats the last good packet; a loss at the start stays silent)."""
     if not 0.0 <= loss_rate <= 1.0:
         raise ValueError(f"loss_rate must lie in [0, 1], got {loss_rate}")
+    if fill not in ("zero", "repeat"):
+        raise ValueError(f"fill must be 'zero' or 'repeat', got {fill!r}")
     packet = round(packet_ms * sample_rate / 1000)
     if packet < 1:
         raise ValueError(f"packet_ms={packet_ms} is shorter than one sample")
@@ -116,7 +141,7 @@ def simulate_channel(
 ) -> np.ndarray:
     """Apply ``config`` to ``samples``; deterministic for a given ``seed``."""
     rng = np.random.default_rng(seed)
-    out = np.asarray(samples, dtype=np.float32)
+    out = np.array(samples, dtype=np.float32, copy=True)
     if config.gain_db:
         out = apply_gain(out, config.gain_db)
     if config.band_limit:
