@@ -1,0 +1,1 @@
+"""The open telephony deepfake corpus, built from packaged human speech and packaged synthesizers."""
