@@ -176,3 +176,66 @@ def _parse_specs(kinds: tuple[str, ...], spec_texts: tuple[str, ...]) -> list[Fr
     except FrontendSpecError as error:
         raise click.BadParameter(str(error)) from error
     return list(dict.fromkeys(specs))
+
+
+@main.group()
+def corpus() -> None:
+    """Build the open telephony deepfake corpus from packaged speech."""
+
+
+@corpus.command("build")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to create (protocols/, audio/, manifest.json, STATS.md).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["small", "full"]),
+    default="full",
+    show_default=True,
+    help="small: a few files of every kind, for tests; full: everything the packages hold.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for splits and synthesis."
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: one per CPU core). The output does not depend on it.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing corpus in --out.")
+@click.option(
+    "--stats-doc",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Also write the statistics into this Markdown file's corpus-stats block.",
+)
+def corpus_build(
+    out: Path, preset: str, seed: int, jobs: int | None, overwrite: bool, stats_doc: Path | None
+) -> None:
+    """Build the corpus: bona fide prompts, TTS and vocoder spoofs, splits and codec conditions."""
+    import os
+
+    from dfd.trainers.corpus.builder import CorpusBuildError, build_corpus, update_stats_doc
+
+    started = time.perf_counter()
+    try:
+        manifest = build_corpus(
+            out,
+            "small" if preset == "small" else "full",
+            seed,
+            jobs or os.cpu_count() or 1,
+            overwrite,
+        )
+        if stats_doc is not None:
+            update_stats_doc(stats_doc, manifest)
+    except CorpusBuildError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"built {out}: {len(manifest['files'])} files, {len(manifest['attacks'])} attacks, "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+    for key, counts in manifest["counts"].items():
+        click.echo(f"  {key:14s} bonafide {counts['bonafide']:5d}  spoof {counts['spoof']:5d}")

@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # System packages dfd uses, from Debian. Installs only what is missing.
-#   ffmpeg        decodes G.722, GSM and raw G.711 streams (and sends RTP in tests)
+#   ffmpeg        decodes G.722, GSM and raw G.711 streams; codec conditions
 #   libportaudio2 the PortAudio library sounddevice loads for live capture
 #   libsndfile1   WAV/FLAC/OGG reading (soundfile also ships its own copy)
-#   asterisk-core-sounds-en-g722  real studio speech (scripts/make_sample_call.py)
+# With --corpus, also what `dfd corpus build` reads and runs: real speech (Asterisk prompts in
+# five languages with transcripts, klettres letters) and speech synthesizers (espeak-ng,
+# festival with three voices, flite).
+#   scripts/install-system-packages.sh [--corpus]
 set -euo pipefail
 
-packages=(ffmpeg libportaudio2 libsndfile1 asterisk-core-sounds-en-g722)
+packages=(ffmpeg libportaudio2 libsndfile1)
+corpus_packages=(
+    asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722
+    asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
+    asterisk-core-sounds-en asterisk-core-sounds-it asterisk-core-sounds-ru
+    asterisk-prompt-fr-armelle asterisk-prompt-it-menardi-wav asterisk-prompt-es-co klettres-data
+    espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite
+)
+case "${1:-}" in
+    "") ;;
+    --corpus) packages+=("${corpus_packages[@]}") ;;
+    *) echo "usage: scripts/install-system-packages.sh [--corpus]" >&2; exit 2 ;;
+esac
 
 missing=()
 for package in "${packages[@]}"; do

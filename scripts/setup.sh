@@ -7,13 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
+system_args=()
 case "${1:-}" in
     "") ;;
-    --dev) extras="[dev]" ;;
+    --dev) extras="[dev,corpus]"; system_args=(--corpus) ;;
     *) echo "usage: scripts/setup.sh [--dev]" >&2; exit 2 ;;
 esac
 
-bash scripts/install-system-packages.sh
+bash scripts/install-system-packages.sh "${system_args[@]}"
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
@@ -22,4 +23,10 @@ python=${PYTHON:-python3}
     | grep -v "^WARNING: Location" || true
 .venv/bin/pip install --quiet --disable-pip-version-check ".${extras}" 2>&1 \
     | grep -v "^WARNING: Location" || true
+if [ -n "$extras" ]; then
+    # piper-tts declares a dependency on `onnxruntime`, which would clash with onnxruntime-gpu
+    # (both own the `onnxruntime` module; the GPU build serves piper on CPU as well).
+    .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "piper-tts==1.8.0" 2>&1 \
+        | grep -v "^WARNING: Location" || true
+fi
 .venv/bin/dfd --version

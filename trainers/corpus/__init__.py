@@ -1,1 +1,1 @@
-"""The open telephony deepfake corpus, built from packaged human speech and packaged synthesizers."""
+"""The open telephony deepfake corpus, built from packaged human speech and synthesizers."""

@@ -64,6 +64,7 @@ BONAFIDE_SOURCES: tuple[BonafideSource, ...] = (
     ),
 )  # fmt: skip
 
+MIN_FILE_BYTES = 1024  # a few packaged prompts are empty files; anything this small holds no speech
 KLETTRES_PACKAGE = "klettres-data"
 TRANSCRIPT_PACKAGES = {lang: f"asterisk-core-sounds-{lang}" for lang in ("en", "it", "ru")}
 
@@ -105,7 +106,7 @@ def load_transcripts(language: str) -> dict[str, str]:
             if line.startswith(";") or not separator or "/" in name:
                 continue
             sentence = clean_transcript(text)
-            if sentence:
+            if any(character.isalpha() for character in sentence):  # not "..." or "#"
                 transcripts[name.strip()] = sentence
     return transcripts
 
@@ -123,8 +124,12 @@ def discover_prompts() -> list[Prompt]:
     for source in BONAFIDE_SOURCES:
         texts = transcripts.get(source.transcript_language or "", {})
         for path in sorted(source.directory.glob(source.pattern)):
+            if path.stat().st_size < MIN_FILE_BYTES:
+                continue
             prompts.append(
-                Prompt(source.speaker, source.language, path.stem, path, texts.get(path.stem), source)
+                Prompt(
+                    source.speaker, source.language, path.stem, path, texts.get(path.stem), source
+                )
             )
     return prompts
 
@@ -132,7 +137,11 @@ def discover_prompts() -> list[Prompt]:
 def discover_letter_sets(languages: tuple[str, ...] | None = None) -> list[LetterSet]:
     sets = []
     for directory in sorted(path for path in KLETTRES.iterdir() if path.is_dir()):
-        paths = tuple(sorted(directory.glob("*/*.ogg")))
+        paths = tuple(
+            path
+            for path in sorted(directory.glob("*/*.ogg"))
+            if path.stat().st_size >= MIN_FILE_BYTES
+        )
         if paths and (languages is None or directory.name in languages):
             sets.append(LetterSet(f"klettres-{directory.name}", directory.name, paths))
     return sets
