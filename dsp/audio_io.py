@@ -131,7 +131,7 @@ def _decode_with_soundfile(path: Path) -> tuple[np.ndarray, int, str]:
         return samples.T.copy(), audio.samplerate, f"{audio.format}/{audio.subtype}"
 
 
-def _ffmpeg_executable(tool: str = "ffmpeg") -> str:
+def ffmpeg_executable(tool: str = "ffmpeg") -> str:
     executable = shutil.which(tool)
     if executable is None:
         raise MissingToolError(
@@ -144,7 +144,7 @@ def _ffmpeg_executable(tool: str = "ffmpeg") -> str:
 
 def _probe_with_ffmpeg(path: Path) -> tuple[int, int, str]:
     command = [
-        _ffmpeg_executable("ffprobe"),
+        ffmpeg_executable("ffprobe"),
         "-v", "error",
         "-select_streams", "a:0",
         "-show_entries", "stream=sample_rate,channels,codec_name",
@@ -162,7 +162,7 @@ def _probe_with_ffmpeg(path: Path) -> tuple[int, int, str]:
 
 def _decode_with_ffmpeg(path: Path, input_args: list[str]) -> np.ndarray:
     command = [
-        _ffmpeg_executable(),
+        ffmpeg_executable(),
         "-nostdin", "-v", "error",
         *input_args,
         "-i", str(path),

@@ -10,7 +10,7 @@ extras=""
 system_args=()
 case "${1:-}" in
     "") ;;
-    --dev) extras="[dev,corpus]"; system_args=(--corpus) ;;
+    --dev) extras="[dev,corpus,train]"; system_args=(--corpus) ;;
     *) echo "usage: scripts/setup.sh [--dev]" >&2; exit 2 ;;
 esac
 

@@ -245,3 +245,13 @@ def test_missing_tools_are_named_in_one_message(tmp_path: Path) -> None:
         assert package in message
     assert "scripts/setup.sh --dev" in message
     assert not (tmp_path / "c").exists()
+
+
+def test_the_dataset_reader_reads_every_protocol(small_corpus: Path) -> None:
+    from dfd.trainers.datasets import read_dataset
+
+    for protocol in sorted((small_corpus / "protocols").iterdir()):
+        trials = read_dataset(protocol)
+        assert len(trials) == len(read_protocol(protocol))
+        assert all(t.path.parent == small_corpus / "audio" for t in trials)
+        assert {t.label for t in trials} == {"bonafide", "spoof"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,6 +13,7 @@ import pytest
 from tests.signals import REPO
 
 SUBPACKAGES = ["core", "daemon", "dsp", "detectors", "trainers"]
+NESTED = ["dsp/frontends", "trainers/corpus", "trainers/datasets"]
 
 
 def python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -39,9 +41,16 @@ def test_the_dfd_namespace_imports(where: str, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_wheel_holds_only_the_dfd_namespace(tmp_path: Path) -> None:
+    # Build from a clean copy: setuptools leaves a build/ folder behind in the source tree.
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", ".*cache"),
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(tmp_path), str(REPO)],
+         "--wheel-dir", str(tmp_path), str(source)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     (wheel,) = tmp_path.glob("dfd-*.whl")
@@ -52,5 +61,7 @@ def test_the_wheel_holds_only_the_dfd_namespace(tmp_path: Path) -> None:
     for package in SUBPACKAGES:
         assert f"dfd/{package}/__init__.py" in names
         assert f"dfd/{package}/py.typed" in names
+    for package in NESTED:  # subpackages must be listed in pyproject.toml one by one
+        assert f"dfd/{package}/__init__.py" in names
     assert "dfd/dsp/frontends/sinc.py" in names
     assert not any(name.startswith("dfd/tests") for name in names)

@@ -10,6 +10,7 @@ from dfd.dsp.frontends.spec import (
     frontend_spec_from_dict,
 )
 from dfd.dsp.frontends.spectral import Lfcc, LfccSpec, LogMel, LogMelSpec, Mfcc, MfccSpec
+from dfd.dsp.frontends.waveform import Waveform, WaveformSpec
 
 __all__ = [
     "Frontend",
@@ -23,6 +24,8 @@ __all__ = [
     "MfccSpec",
     "SincConv",
     "SincConvSpec",
+    "Waveform",
+    "WaveformSpec",
     "frontend_kinds",
     "frontend_spec_class",
     "frontend_spec_from_dict",

@@ -39,12 +39,17 @@ from dfd.trainers.corpus.tts import (
     synthesize,
 )
 from dfd.trainers.corpus.vocoders import VOCODERS
+from dfd.trainers.datasets import Label, Trial, write_asvspoof2019_protocol
 
 log = structlog.get_logger("dfd.corpus")
 
 MANIFEST_FORMAT = "dfd-corpus/1"
 LETTER_PAUSE_S = 0.25  # audio kept around each spoken letter when letters are joined
-NARROWBAND_SHARE = 0.25  # of all files, both classes: through the 8 kHz telephone band
+# Three bona fide sources were recorded at 8 kHz. So that the band does not tell the class:
+# - a seeded quarter of the other bona fide files also pass through the 8 kHz telephone band;
+# - a copy-synthesis spoof keeps the band of the recording it was vocoded from;
+# - a text-to-speech spoof is made narrowband with the probability that a bona fide file is.
+NARROWBAND_SHARE = 0.25
 NARROWBAND_DB = -45.0  # a file with less energy above 4 kHz than this counts as narrowband
 TTS_BATCH = 25
 SYNTHESIZER_EXECUTABLES = (
@@ -78,7 +83,7 @@ class FileRecord:
     utt_id: str
     path: str  # relative to the corpus folder
     split: str
-    label: str  # bonafide | spoof
+    label: Label
     attack: str  # "-" for bona fide
     speaker: str
     language: str
@@ -119,7 +124,8 @@ def build_corpus(
             if item.source_utt_id in missing
         ]
         records += _run(pool, _make_copy_synthesis, spoof_tasks, "copy-synthesis")
-        tts_tasks = [(batch, out, seed) for batch in _tts_batches(plan.tts)]
+        share = bonafide_narrowband_share(plan)
+        tts_tasks = [(batch, out, seed, share) for batch in _tts_batches(plan.tts)]
         records += [r for batch in _run(pool, _make_tts_batch, tts_tasks, "tts") for r in batch]
         clean_eval = sorted((r for r in records if r.split == "eval"), key=lambda r: r.utt_id)
         codec_tasks = [(name, clean_eval, out) for name in CODEC_CONDITIONS]
@@ -273,7 +279,7 @@ def _make_bonafide_file(item: BonafideItem, out: Path, seed: int) -> FileRecord:
 def _make_copy_synthesis(item: CopySynthesisItem, out: Path, seed: int) -> FileRecord:
     source, rate = soundfile.read(out / "audio" / f"{item.source_utt_id}.flac", dtype="float32")
     vocoded = VOCODERS[item.attack](source, rate, _item_seed(seed, item.utt_id))
-    audio = finalise(vocoded, rate, _narrowband(seed, item.utt_id))
+    audio = finalise(vocoded, rate)  # keeps the band of its source
     return _write(
         out,
         item.utt_id,
@@ -287,14 +293,16 @@ def _make_copy_synthesis(item: CopySynthesisItem, out: Path, seed: int) -> FileR
     )
 
 
-def _make_tts_batch(batch: Sequence[TtsItem], out: Path, seed: int) -> list[FileRecord]:
+def _make_tts_batch(
+    batch: Sequence[TtsItem], out: Path, seed: int, narrowband_share: float
+) -> list[FileRecord]:
     system = TTS_SYSTEMS[batch[0].attack]
     rendered = synthesize(system, [item.text for item in batch], _item_seed(seed, batch[0].utt_id))
     return [
         _write(
             out,
             item.utt_id,
-            finalise(audio, rate, _narrowband(seed, item.utt_id)),
+            finalise(audio, rate, _narrowband(seed, item.utt_id, narrowband_share)),
             item.split,
             "spoof",
             item.attack,
@@ -331,7 +339,7 @@ def _write(
     utt_id: str,
     samples: np.ndarray,
     split: str,
-    label: str,
+    label: Label,
     attack: str,
     speaker: str,
     language: str,
@@ -363,8 +371,14 @@ def _high_band_db(samples: np.ndarray) -> float:
     return float(10 * np.log10(spectrum[freqs > 4000].sum() / (spectrum.sum() + 1e-20) + 1e-12))
 
 
-def _narrowband(seed: int, utt_id: str) -> bool:
-    return planning.seeded_unit(seed, f"narrowband:{utt_id}") < NARROWBAND_SHARE
+def _narrowband(seed: int, utt_id: str, share: float = NARROWBAND_SHARE) -> bool:
+    return planning.seeded_unit(seed, f"narrowband:{utt_id}") < share
+
+
+def bonafide_narrowband_share(plan: CorpusPlan) -> float:
+    """The expected share of narrowband bona fide files: recorded at 8 kHz, or drawn."""
+    recorded = np.mean([item.origin.endswith("8 kHz") for item in plan.bonafide])
+    return float(recorded + (1 - recorded) * NARROWBAND_SHARE)
 
 
 def _item_seed(seed: int, key: str) -> int:
@@ -414,12 +428,12 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
 def _write_protocols(out: Path, records: Sequence[FileRecord]) -> None:
     """ASVspoof 2019 LA format: ``SPEAKER UTT_ID - ATTACK LABEL``, one file per split and
     condition (``eval.txt`` clean, ``eval.mulaw.txt`` ...)."""
-    groups: dict[str, list[str]] = defaultdict(list)
+    groups: dict[str, list[Trial]] = defaultdict(list)
     for r in records:
         name = r.split if r.condition == "clean" else f"{r.split}.{r.condition}"
-        groups[name].append(f"{r.speaker} {r.utt_id} - {r.attack} {r.label}\n")
-    for name, lines in groups.items():
-        (out / "protocols" / f"{name}.txt").write_text("".join(lines))
+        groups[name].append(Trial(r.utt_id, out / r.path, r.label, r.attack, r.speaker))
+    for name, trials in groups.items():
+        write_asvspoof2019_protocol(trials, out / "protocols" / f"{name}.txt")
 
 
 def _manifest(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfd.dsp.audio_io import PIPELINE_SAMPLE_RATE, _ffmpeg_executable
+from dfd.dsp.audio_io import PIPELINE_SAMPLE_RATE, ffmpeg_executable
 
 GAP_S = 0.25
 MAX_DELAY_S = 0.1
@@ -75,43 +75,25 @@ def codec_round_trip(
 
 
 def _ffmpeg_round_trip(samples: np.ndarray, condition: CodecCondition, rate: int) -> np.ndarray:
-    ffmpeg = _ffmpeg_executable()
-    raw_input = ["-f", "f32le", "-ar", str(rate), "-ac", "1"]
-    encode = [
-        ffmpeg,
-        "-nostdin",
-        "-v",
-        "error",
-        *raw_input,
-        "-i",
-        "pipe:0",
-        *condition.encode_args,
-        "pipe:1",
-    ]
+    raw = ["-f", "f32le", "-ar", str(rate), "-ac", "1"]
+    encoded = _ffmpeg(
+        [*raw, "-i", "pipe:0", *condition.encode_args, "pipe:1"],
+        samples.astype("<f4").tobytes(),
+        f"encode {condition.name}",
+    )
     demuxer = ["-f", condition.decode_format] if condition.decode_format else []
-    decode = [
-        ffmpeg,
-        "-nostdin",
-        "-v",
-        "error",
-        *demuxer,
-        "-i",
-        "pipe:0",
-        "-f",
-        "f32le",
-        "-ac",
-        "1",
-        "-ar",
-        str(rate),
-        "pipe:1",
-    ]
-    encoded = subprocess.run(encode, input=samples.astype("<f4").tobytes(), capture_output=True)
-    if encoded.returncode != 0:
-        raise RuntimeError(f"ffmpeg could not encode {condition.name}: {encoded.stderr.decode()}")
-    decoded = subprocess.run(decode, input=encoded.stdout, capture_output=True)
-    if decoded.returncode != 0:
-        raise RuntimeError(f"ffmpeg could not decode {condition.name}: {decoded.stderr.decode()}")
-    return np.frombuffer(decoded.stdout, dtype="<f4").copy()
+    decoded = _ffmpeg(
+        [*demuxer, "-i", "pipe:0", *raw, "pipe:1"], encoded, f"decode {condition.name}"
+    )
+    return np.frombuffer(decoded, dtype="<f4").copy()
+
+
+def _ffmpeg(arguments: list[str], stdin: bytes, what: str) -> bytes:
+    command = [ffmpeg_executable(), "-nostdin", "-v", "error", *arguments]
+    result = subprocess.run(command, input=stdin, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not {what}: {result.stderr.decode(errors='replace')}")
+    return result.stdout
 
 
 def _align(clean: np.ndarray, coded: np.ndarray, rate: int) -> np.ndarray:

@@ -1,0 +1,33 @@
+"""The identity front end, for detectors whose front end is part of the model (a learnable
+SincConv whose cut-offs are trained with the rest): the batcher hands them the windows as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from dfd.dsp.frontends.base import Frontend
+from dfd.dsp.frontends.spec import FrontendSpec, register_frontend
+
+
+@register_frontend
+@dataclasses.dataclass(frozen=True)
+class WaveformSpec(FrontendSpec):
+    kind = "waveform"
+
+    def build(self) -> Waveform:
+        return Waveform(self)
+
+
+class Waveform(Frontend):
+    """``(batch, samples)`` -> ``(batch, samples)``, unchanged."""
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        if waveforms.dim() != 2:
+            raise ValueError(f"expected (batch, samples), got {tuple(waveforms.shape)}")
+        return waveforms
+
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        return (num_samples,)
