@@ -239,3 +239,133 @@ def corpus_build(
     )
     for key, counts in manifest["counts"].items():
         click.echo(f"  {key:14s} bonafide {counts['bonafide']:5d}  spoof {counts['spoof']:5d}")
+
+
+DEFAULT_BUNDLES_DIR = Path("/var/lib/dfd/bundles")
+
+
+@main.group()
+def models() -> None:
+    """Detector families and model bundles (model.onnx + model_card.json)."""
+
+
+@models.command("list")
+@click.option(
+    "--dir",
+    "bundles_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="DFD_BUNDLES",
+    default=DEFAULT_BUNDLES_DIR,
+    show_default=True,
+    help="Folder of installed bundles, one per subfolder (also read from $DFD_BUNDLES).",
+)
+def models_list(bundles_dir: Path) -> None:
+    """List the detector families and the bundles installed under --dir (verified)."""
+    from dfd.detectors.bundle import CARD_NAME, BundleError, load_bundle
+    from dfd.detectors.registry import FAMILIES
+
+    click.echo("families:")
+    for name, entry in sorted(FAMILIES.items()):
+        spoof = "" if entry.spoof_index is None else f", spoof index {entry.spoof_index}"
+        click.echo(
+            f"  {name:12s} front end {entry.frontend.kind:8s} "
+            f"output {entry.output_name!r}: {entry.output}{spoof}"
+        )
+    if not bundles_dir.is_dir():
+        click.echo(f"bundles: none ({bundles_dir} does not exist)")
+        return
+    folders = sorted(path.parent for path in bundles_dir.glob(f"*/{CARD_NAME}"))
+    click.echo(f"bundles in {bundles_dir}: {len(folders)}")
+    for folder in folders:
+        try:
+            card = load_bundle(folder).card
+        except BundleError as error:
+            click.echo(f"  {folder.name:24s} INVALID: {error}")
+            continue
+        click.echo(
+            f"  {folder.name:24s} {card.family} {card.version}, window {card.window.window_s} s "
+            f"every {card.window.hop_s} s, "
+            f"{'calibrated' if card.calibration.calibrated else 'uncalibrated'}"
+        )
+
+
+@models.command("show")
+@click.argument("bundle", type=click.Path(path_type=Path))
+def models_show(bundle: Path) -> None:
+    """Verify BUNDLE (every file's sha256, the ONNX contract) and print its model card."""
+    from dfd.detectors.bundle import BundleError, load_bundle
+
+    try:
+        loaded = load_bundle(bundle)
+    except BundleError as error:
+        raise click.ClickException(str(error)) from error
+    card = loaded.card
+    window, output, calibration = card.window, card.output, card.calibration
+    spoof = "" if output.spoof_index is None else f", spoof index {output.spoof_index}"
+    state = "calibrated" if calibration.calibrated else "uncalibrated"
+    rows = {
+        "bundle": str(loaded.path),
+        "family": f"{card.family}, version {card.version} ({card.format}, {card.created_by})",
+        "window": (
+            f"{window.window_s} s ({window.samples} samples) every {window.hop_s} s "
+            f"at {window.sample_rate} Hz"
+        ),
+        "frontend": json.dumps(card.frontend, sort_keys=True),
+        "graph": (
+            f"{loaded.model_path.name}: features (batch, "
+            f"{', '.join(str(dim) for dim in loaded.feature_shape)}) -> {output.name!r}, "
+            f"opset {loaded.opset}"
+        ),
+        "output": f"{output.convention}{spoof}",
+        "labels": card.labels,
+        "calibration": (
+            f"{calibration.method}: sigmoid({calibration.slope:g} * raw "
+            f"{'-' if calibration.offset < 0 else '+'} {abs(calibration.offset):g}) ({state})"
+        ),
+        "thresholds": (
+            f"eer {json.dumps(card.thresholds.eer)}, "
+            f"far_1pct {json.dumps(card.thresholds.far_1pct)}"
+        ),
+        "training": f"data manifest sha256 {json.dumps(card.training.data_manifest_sha256)}",
+        "metrics": f"dev {json.dumps(card.metrics.dev)}, eval {json.dumps(card.metrics.eval)}",
+    }
+    for key, value in rows.items():
+        click.echo(f"{key:12s} {value}")
+    for name, digest in card.files.items():
+        click.echo(f"{'file':12s} {name} sha256 {digest} verified")
+
+
+@models.command("import-aasist")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Bundle folder to write.",
+)
+@click.option(
+    "--config",
+    "conf",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The official .conf file (default: beside CHECKPOINT, same stem).",
+)
+@click.option("--version", "bundle_version", default=None, help="Bundle version string.")
+@click.option("--overwrite", is_flag=True, help="Replace a bundle already in --out.")
+def models_import_aasist(
+    checkpoint: Path, out: Path, conf: Path | None, bundle_version: str | None, overwrite: bool
+) -> None:
+    """Bundle an official AASIST / AASIST-L checkpoint (clovaai/aasist) as it is."""
+    from dfd.detectors.aasist_bundle import DEFAULT_VERSION, import_aasist
+    from dfd.detectors.bundle import load_bundle
+
+    try:
+        folder = import_aasist(
+            checkpoint, out, conf, bundle_version or DEFAULT_VERSION, overwrite=overwrite
+        )
+        card = load_bundle(folder).card
+    except ValueError as error:  # BundleError and the importer's checkpoint errors
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"wrote {folder}: {card.family} {card.version}, window {card.window.window_s} s every "
+        f"{card.window.hop_s} s, official score = bona fide logit (logits[:, 1]), uncalibrated"
+    )

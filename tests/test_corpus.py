@@ -115,13 +115,6 @@ def test_finalise_sets_the_speech_level_and_removes_the_band_edges() -> None:
 # ---------------------------------------------------------------- a real small build
 
 
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("corpus") / "small"
-    build_corpus(out, "small", seed=0, jobs=2)
-    return out
-
-
 def read_protocol(path: Path) -> list[list[str]]:
     return [line.split() for line in path.read_text().splitlines()]
 

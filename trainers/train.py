@@ -1,0 +1,339 @@
+"""Train one detector family on a protocol: the loop behind ``dfd train``.
+
+Every utterance is decoded once and kept in memory. Each step draws a class-balanced batch of
+utterances, cuts one random window from each (repeating utterances shorter than a window), applies
+the seeded augmentation, computes the family's front end on the training device and takes one
+optimiser step on the family's loss. After each epoch the dev protocol is scored utterance by
+utterance (mean of the window outputs over the whole utterance, the windows the daemon would
+see), a checkpoint is written, and the best dev EER is kept; training stops early when the dev EER
+has not improved for ``patience`` epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+import torch
+from torch import nn
+
+from dfd.core.typed_config import ConfigError, coerce_value
+from dfd.detectors.registry import DetectorFamily, family
+from dfd.dsp.audio_io import load_audio
+from dfd.dsp.batcher import resolve_device
+from dfd.dsp.channel import add_noise, apply_gain, g711_round_trip
+from dfd.dsp.extract import frame_channel
+from dfd.dsp.framer import WindowGeometry
+from dfd.trainers.config import AugmentConfig, TrainConfig
+from dfd.trainers.datasets import Trial, read_dataset
+from dfd.trainers.losses import build_loss
+from dfd.trainers.metrics import compute_eer
+
+log = structlog.get_logger("dfd.train")
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+RESOLVED_CONFIG = "config.json"
+HISTORY = "history.json"
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class LabelledAudio:
+    """Decoded utterances of one protocol, first channel, at the pipeline sample rate."""
+
+    trials: list[Trial]
+    audio: list[np.ndarray]
+    is_spoof: np.ndarray
+
+    @classmethod
+    def load(cls, protocol: Path, sample_rate: int, limit: int | None = None) -> LabelledAudio:
+        trials = read_dataset(protocol)
+        if limit is not None:
+            order = np.random.default_rng(0).permutation(len(trials))[:limit]
+            trials = [trials[i] for i in sorted(order)]
+        audio = [load_audio(t.path, sample_rate=sample_rate).samples[0] for t in trials]
+        is_spoof = np.array([t.label == "spoof" for t in trials])
+        if is_spoof.all() or not is_spoof.any():
+            raise ConfigError(f"{protocol}: training and scoring need both classes")
+        return cls(trials, audio, is_spoof)
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    dev_eer: float
+    learning_rate: float
+
+
+@dataclass
+class TrainingRun:
+    """What a finished run leaves: the best model, its family and config, dev scores."""
+
+    family: DetectorFamily[Any]
+    model_config: Any
+    model: nn.Module
+    dev_raw: np.ndarray  # spoof-direction raw output per dev utterance
+    dev: LabelledAudio
+    history: list[EpochResult]
+
+
+def train(
+    config: TrainConfig,
+    train_protocol: Path,
+    dev_protocol: Path,
+    run_dir: Path,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+) -> TrainingRun:
+    entry = family(config.family)
+    model_config = resolve_model_config(entry, config.model)
+    _prepare_run_dir(run_dir, config, resume)
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    geometry = WindowGeometry(16_000, config.window_s, config.hop_s)
+
+    train_set = LabelledAudio.load(train_protocol, geometry.sample_rate)
+    dev_set = LabelledAudio.load(dev_protocol, geometry.sample_rate, config.dev_max_trials)
+    log.info(
+        "data loaded", train=len(train_set.trials), dev=len(dev_set.trials), device=str(device)
+    )
+
+    model = entry.build(model_config).to(device)
+    frontend = entry.build_frontend(model_config).to(device)
+    loss_function = build_loss(entry.loss, **config.loss).to(device)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_set.trials) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, T_max=config.epochs * steps_per_epoch
+    )
+    history: list[EpochResult] = []
+    start_epoch, best_eer, stale = 1, math.inf, 0
+    if resume and (run_dir / CHECKPOINT).is_file():
+        state = torch.load(run_dir / CHECKPOINT, weights_only=True, map_location=device)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = [EpochResult(**row) for row in json.loads((run_dir / HISTORY).read_text())]
+        start_epoch, best_eer, stale = state["epoch"] + 1, state["best_eer"], state["stale"]
+        log.info("resumed", epoch=state["epoch"], best_dev_eer=best_eer)
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        # Seeded per epoch, so a resumed run draws what the uninterrupted run would have.
+        rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(epoch,)))
+        torch.manual_seed(config.seed * 1000 + epoch)
+        model.train()
+        losses = []
+        for step in range(steps_per_epoch):
+            windows, is_spoof = _training_batch(train_set, config, geometry, rng)
+            features = frontend(torch.from_numpy(windows).to(device))
+            loss = _loss(
+                entry, model, loss_function, features, torch.from_numpy(is_spoof).to(device)
+            )
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimiser.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            if progress is not None:
+                progress((epoch - 1) * steps_per_epoch + step + 1, config.epochs * steps_per_epoch)
+        if entry.output == "spoof_score":
+            _set_prototypes(model, frontend, train_set, geometry, device, rng)
+        dev_raw = score_utterances(entry, model, frontend, dev_set.audio, geometry, device)
+        dev_eer = compute_eer(-dev_raw[~dev_set.is_spoof], -dev_raw[dev_set.is_spoof])[0]
+        result = EpochResult(epoch, float(np.mean(losses)), dev_eer, scheduler.get_last_lr()[0])
+        history.append(result)
+        improved = dev_eer < best_eer
+        best_eer, stale = (dev_eer, 0) if improved else (best_eer, stale + 1)
+        if improved:
+            torch.save(model.state_dict(), run_dir / BEST)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "best_eer": best_eer,
+                "stale": stale,
+            },
+            run_dir / CHECKPOINT,
+        )
+        (run_dir / HISTORY).write_text(
+            json.dumps([dataclasses.asdict(h) for h in history], indent=1)
+        )
+        log.info("epoch", **dataclasses.asdict(result), best_dev_eer=best_eer)
+        if stale >= config.patience:
+            log.info("early stop", epoch=epoch, patience=config.patience)
+            break
+
+    model.load_state_dict(torch.load(run_dir / BEST, weights_only=True, map_location=device))
+    dev_raw = score_utterances(entry, model, frontend, dev_set.audio, geometry, device)
+    return TrainingRun(entry, model_config, model.cpu().eval(), dev_raw, dev_set, history)
+
+
+def resolve_model_config(entry: DetectorFamily[Any], overrides: dict[str, Any]) -> Any:
+    """The family's default config with ``overrides`` applied, each checked against its type."""
+    default = entry.default_config
+    fields = {f.name: f for f in dataclasses.fields(default)}
+    hints = typing.get_type_hints(type(default))
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"[model]: unknown key(s) {', '.join(unknown)} for {entry.name} "
+            f"(known: {', '.join(sorted(fields))})"
+        )
+    values = {k: coerce_value(v, hints[k], f"model.{k}") for k, v in overrides.items()}
+    return dataclasses.replace(default, **values)
+
+
+def raw_output(entry: DetectorFamily[Any], output: torch.Tensor) -> torch.Tensor:
+    """The spoof-direction raw score of a model output: higher = more likely synthetic."""
+    if entry.output == "class_logits":
+        spoof = entry.spoof_index
+        assert spoof is not None
+        return output[:, spoof] - output[:, 1 - spoof]
+    return output
+
+
+def score_utterances(
+    entry: DetectorFamily[Any],
+    model: nn.Module,
+    frontend: nn.Module,
+    utterances: Sequence[np.ndarray],
+    geometry: WindowGeometry,
+    device: torch.device,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Mean raw output over every window of each utterance (the daemon's windows)."""
+    model.eval()
+    owners, windows = [], []
+    for index, audio in enumerate(utterances):
+        for window in frame_channel(_at_least_one_window(audio, geometry), geometry):
+            owners.append(index)
+            windows.append(window.samples)
+    raw = np.empty(len(windows), dtype=np.float64)
+    with torch.inference_mode():
+        for start in range(0, len(windows), batch_size):
+            batch = torch.from_numpy(np.stack(windows[start : start + batch_size])).to(device)
+            output = raw_output(entry, model(frontend(batch)))
+            raw[start : start + len(batch)] = output.double().cpu().numpy()
+    sums = np.bincount(owners, weights=raw, minlength=len(utterances))
+    return sums / np.bincount(owners, minlength=len(utterances))
+
+
+def _at_least_one_window(audio: np.ndarray, geometry: WindowGeometry) -> np.ndarray:
+    """Utterances shorter than a window are repeated to fill it, as AASIST's evaluation does."""
+    if len(audio) >= geometry.window_samples:
+        return audio
+    return np.tile(audio, math.ceil(geometry.window_samples / len(audio)))[
+        : geometry.window_samples
+    ]
+
+
+def _training_batch(
+    data: LabelledAudio, config: TrainConfig, geometry: WindowGeometry, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Half bona fide, half spoof; a random window of each utterance, augmented."""
+    half = config.batch_size // 2
+    spoof_indices = np.flatnonzero(data.is_spoof)
+    bonafide_indices = np.flatnonzero(~data.is_spoof)
+    chosen = np.concatenate(
+        [
+            rng.choice(bonafide_indices, config.batch_size - half),
+            rng.choice(spoof_indices, half),
+        ]
+    )
+    windows = np.stack(
+        [
+            _augment(_random_window(data.audio[i], geometry, rng), config.augment, rng)
+            for i in chosen
+        ]
+    )
+    return windows.astype(np.float32), data.is_spoof[chosen].astype(np.float32)
+
+
+def _random_window(
+    audio: np.ndarray, geometry: WindowGeometry, rng: np.random.Generator
+) -> np.ndarray:
+    audio = _at_least_one_window(audio, geometry)
+    start = int(rng.integers(0, len(audio) - geometry.window_samples + 1))
+    return audio[start : start + geometry.window_samples]
+
+
+def _augment(window: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    out = apply_gain(window, float(rng.uniform(-config.gain_db_max, config.gain_db_max)))
+    if rng.random() < config.codec_probability:
+        out = g711_round_trip(out, 16_000, "mulaw" if rng.random() < 0.5 else "alaw")
+    if rng.random() < config.noise_probability and np.any(out):
+        out = add_noise(out, float(rng.uniform(config.snr_db_min, config.snr_db_max)), rng)
+    return out
+
+
+def _loss(
+    entry: DetectorFamily[Any],
+    model: nn.Module,
+    loss_function: nn.Module,
+    features: torch.Tensor,
+    is_spoof: torch.Tensor,
+) -> torch.Tensor:
+    if entry.output == "spoof_score":  # siamese: contrastive loss on pairs within the batch
+        embeddings = model.embed(features)  # type: ignore[operator]
+        partner = torch.roll(torch.arange(len(is_spoof), device=is_spoof.device), 1)
+        similar = (is_spoof == is_spoof[partner]).float()
+        loss: torch.Tensor = loss_function(embeddings, embeddings[partner], similar)
+        return loss
+    output = model(features)
+    if entry.output == "class_logits":
+        spoof = entry.spoof_index
+        assert spoof is not None
+        target = torch.where(is_spoof > 0.5, spoof, 1 - spoof).long()
+        loss = loss_function(output, target)
+    else:
+        loss = loss_function(output, is_spoof)
+    return loss
+
+
+def _set_prototypes(
+    model: nn.Module,
+    frontend: nn.Module,
+    data: LabelledAudio,
+    geometry: WindowGeometry,
+    device: torch.device,
+    rng: np.random.Generator,
+    per_class: int = 256,
+) -> None:
+    """Mean training embedding of each class, the siamese model's reference points."""
+    model.eval()
+    prototypes = []
+    with torch.inference_mode():
+        for spoof in (False, True):
+            indices = rng.choice(np.flatnonzero(data.is_spoof == spoof), per_class)
+            windows = np.stack([_random_window(data.audio[i], geometry, rng) for i in indices])
+            features = frontend(torch.from_numpy(windows.astype(np.float32)).to(device))
+            prototypes.append(model.embed(features).mean(dim=0))  # type: ignore[operator]
+    model.set_prototypes(prototypes[0], prototypes[1])  # type: ignore[operator]
+
+
+def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
+    resolved = json.dumps(config.to_dict(), indent=1, sort_keys=True)
+    saved = run_dir / RESOLVED_CONFIG
+    if resume and saved.is_file():
+        if saved.read_text() != resolved:
+            raise ConfigError(f"{run_dir}: --resume needs the configuration the run started with")
+        return
+    if (run_dir / CHECKPOINT).exists() and not resume:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume or choose another folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(resolved)
