@@ -369,3 +369,109 @@ def models_import_aasist(
         f"wrote {folder}: {card.family} {card.version}, window {card.window.window_s} s every "
         f"{card.window.hop_s} s, official score = bona fide logit (logits[:, 1]), uncalibrated"
     )
+
+
+@main.command()
+@click.option(
+    "--model", "family_name", metavar="FAMILY", help="Detector family (see dfd models list)."
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Training protocol (ASVspoof 2019 format, e.g. corpus/protocols/train.txt).",
+)
+@click.option(
+    "--dev",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Development protocol (default: dev.txt beside --data).",
+)
+@click.option(
+    "--config",
+    "experiment",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Experiment TOML: family, epochs, batch size, [model], [loss], [augment].",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the config's epochs.")
+@click.option("--device", help="auto, cpu, cuda or cuda:N (default auto).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+def train(
+    family_name: str | None,
+    data: Path,
+    dev: Path | None,
+    experiment: Path | None,
+    out: Path,
+    epochs: int | None,
+    device: str | None,
+    resume: bool,
+) -> None:
+    """Train a detector family and export it as a calibrated bundle (OUT/bundle)."""
+    from dfd.core.typed_config import ConfigError
+    from dfd.trainers.bundling import bundle_run
+    from dfd.trainers.config import load_train_config
+    from dfd.trainers.train import train as run_training
+
+    dev = dev or data.with_name("dev.txt")
+    if not dev.is_file():
+        raise click.BadParameter(f"no dev protocol at {dev}; pass --dev", param_hint="--dev")
+    try:
+        config = load_train_config(experiment, family=family_name, epochs=epochs, device=device)
+        with click.progressbar(
+            length=1, label="training", file=click.get_text_stream("stderr")
+        ) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            run = run_training(config, data, dev, out, resume=resume, progress=progress)
+        manifest = data.parent.parent / "manifest.json"
+        bundle = bundle_run(
+            run, config, out / "bundle", manifest if manifest.is_file() else None, overwrite=True
+        )
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    best = min(run.history, key=lambda h: h.dev_eer)
+    click.echo(f"trained {config.family}: best dev EER {best.dev_eer:.4f} (epoch {best.epoch})")
+    click.echo(f"bundle: {bundle}")
+
+
+@main.command("eval")
+@click.option(
+    "--model",
+    "bundle",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Model bundle folder.",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Protocol to score (ASVspoof 2019 format, or another reader's layout).",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def eval_command(bundle: Path, data: Path, out: Path, device: str) -> None:
+    """Score a protocol: OUT/scores.txt (higher = bona fide), OUT/report.json, PNG plots."""
+    from dfd.detectors.bundle import BundleError
+    from dfd.trainers.datasets import DatasetError
+    from dfd.trainers.evaluate import evaluate_bundle
+
+    try:
+        with click.progressbar(
+            length=1, label="scoring", file=click.get_text_stream("stderr")
+        ) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            report = evaluate_bundle(bundle, data, out, device=device, progress=progress)
+    except (BundleError, DatasetError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"EER {100 * report['eer']:.2f} %  min DCF {report['min_dcf']:.4f}  -> {out}")
+    for attack, entry in sorted(report["groups"]["attack"].items()):
+        if entry.get("eer") is not None:
+            click.echo(f"  {attack:18s} EER {100 * entry['eer']:.2f} %")

@@ -30,7 +30,20 @@ def test_version_comes_from_the_installed_distribution() -> None:
     assert result.stdout.strip() == f"dfd, version {version('dfd')}"
 
 
-@pytest.mark.parametrize("command", [[], ["features"], ["frontends"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["features"],
+        ["frontends"],
+        ["corpus", "build"],
+        ["models", "list"],
+        ["models", "show"],
+        ["models", "import-aasist"],
+        ["train"],
+        ["eval"],
+    ],
+)
 def test_every_command_has_help(command: list[str]) -> None:
     result = dfd(*command, "--help")
     assert result.returncode == 0

@@ -89,3 +89,47 @@ def test_bad_training_configs_are_refused(tmp_path: Path, text: str, message: st
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_train_config(path)
+
+
+def test_dfd_train_then_dfd_eval_through_the_command_line(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from dfd.detectors.bundle import load_bundle
+
+    dfd = str(Path(sys.executable).with_name("dfd"))
+    experiment = tmp_path / "exp.toml"
+    experiment.write_text('family = "mfcc-cnn"\nepochs = 1\nbatch_size = 8\nsteps_per_epoch = 3\n')
+    protocols = small_corpus / "protocols"
+    trained = subprocess.run(
+        [dfd, "--log-level", "warning", "train", "--config", str(experiment),
+         "--data", str(protocols / "train.txt"), "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    bundle = load_bundle(tmp_path / "run" / "bundle")  # hashes and ONNX contract verified
+    card = bundle.card
+    assert card.family == "mfcc-cnn"
+    assert card.window.samples == 32_000
+    assert card.training.data_manifest_sha256 is not None
+    assert card.metrics.dev is not None and 0.0 <= card.metrics.dev["eer"] <= 1.0
+    assert card.calibration.calibrated == (card.calibration.slope != 1.0)
+
+    evaluated = subprocess.run(
+        [dfd, "--log-level", "warning", "eval", "--model", str(tmp_path / "run" / "bundle"),
+         "--data", str(protocols / "eval.mulaw.txt"), "--out", str(tmp_path / "eval")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    lines = (tmp_path / "eval" / "scores.txt").read_text().splitlines()
+    protocol = (protocols / "eval.mulaw.txt").read_text().splitlines()
+    assert [line.split()[:3] for line in lines] == [
+        [row.split()[1], row.split()[3], row.split()[4]] for row in protocol
+    ]
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert 0.0 <= report["eer"] <= 1.0
+    assert set(report["groups"]["attack"]) >= {"lpc", "piper-joe", "festival-slt-hts"}
+    for plot in ("roc.png", "det.png", "score_histograms.png", "threshold_sweep.png"):
+        assert (tmp_path / "eval" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

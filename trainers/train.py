@@ -153,7 +153,8 @@ def train(
             _set_prototypes(model, frontend, train_set, geometry, device, rng)
         dev_raw = score_utterances(entry, model, frontend, dev_set.audio, geometry, device)
         dev_eer = compute_eer(-dev_raw[~dev_set.is_spoof], -dev_raw[dev_set.is_spoof])[0]
-        result = EpochResult(epoch, float(np.mean(losses)), dev_eer, scheduler.get_last_lr()[0])
+        learning_rate = float(scheduler.get_last_lr()[0])
+        result = EpochResult(epoch, float(np.mean(losses)), dev_eer, learning_rate)
         history.append(result)
         improved = dev_eer < best_eer
         best_eer, stale = (dev_eer, 0) if improved else (best_eer, stale + 1)

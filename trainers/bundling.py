@@ -1,0 +1,90 @@
+"""Turn a finished training run into a model bundle: calibrate on dev, set thresholds, export.
+
+The raw output of every family is spoof-direction (higher = more likely synthetic). A logistic
+fit on the dev set maps it to ``score`` = P(synthetic); the thresholds are that score at the dev
+EER and at a 1 % false-alarm rate (at most 1 % of bona fide dev utterances flagged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import structlog
+import torch
+
+from dfd.detectors.bundle import Calibration, Metrics, Thresholds, Training, Window, new_card
+from dfd.detectors.bundle import write_bundle as write_bundle_folder
+from dfd.detectors.export import export_onnx
+from dfd.trainers.calibration import fit_logistic
+from dfd.trainers.config import TrainConfig
+from dfd.trainers.metrics import compute_eer, evaluate, threshold_at_far
+from dfd.trainers.train import TrainingRun
+
+log = structlog.get_logger("dfd.train")
+
+
+def bundle_run(
+    run: TrainingRun,
+    config: TrainConfig,
+    out: Path,
+    data_manifest: Path | None = None,
+    version: str = "1",
+    overwrite: bool = False,
+) -> Path:
+    is_spoof = run.dev.is_spoof
+    fitted = fit_logistic(run.dev_raw, is_spoof)
+    if fitted.slope > 0:
+        calibration = Calibration(slope=fitted.slope, offset=fitted.offset, calibrated=True)
+    else:  # the model ranks dev backwards: keep it uncalibrated rather than flip it silently
+        log.warning("calibration slope not positive; bundle left uncalibrated", slope=fitted.slope)
+        calibration = Calibration()
+    log_odds = calibration.slope * run.dev_raw + calibration.offset  # spoof log-odds
+    bonafide_scores, spoof_scores = -log_odds[~is_spoof], -log_odds[is_spoof]
+    eer_threshold = compute_eer(bonafide_scores, spoof_scores)[1]
+    far_threshold = threshold_at_far(bonafide_scores, spoof_scores, far=0.01)
+    thresholds = Thresholds(eer=_probability(-eer_threshold), far_1pct=_probability(-far_threshold))
+    labels = np.where(is_spoof, "spoof", "bonafide")
+    attacks = np.array([trial.attack for trial in run.dev.trials])
+    dev_metrics = evaluate(-log_odds, labels, {"attack": attacks})
+
+    card = new_card(
+        run.family,
+        version=version,
+        window=Window.of(round(config.window_s * 16_000), config.hop_s),
+        config=run.model_config,
+        calibration=calibration,
+        thresholds=thresholds,
+        training=Training(
+            data_manifest_sha256=_sha256(data_manifest) if data_manifest else None,
+            config=config.to_dict(),
+        ),
+        metrics=Metrics(dev=dev_metrics),
+    )
+    frontend = run.family.build_frontend(run.model_config).eval()
+    example = frontend(torch.zeros(2, round(config.window_s * 16_000))).detach()
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / ".model.onnx.export"
+    export_onnx(
+        run.model,
+        example,
+        onnx_path,
+        output_name=run.family.output_name,
+        metadata=run.family.metadata(run.model_config),
+    )
+    try:
+        write_bundle_folder(out, onnx_path.read_bytes(), card, overwrite=overwrite)
+    finally:
+        onnx_path.unlink(missing_ok=True)
+    log.info("bundle written", out=str(out), dev_eer=dev_metrics["eer"], thresholds=thresholds)
+    return out
+
+
+def _probability(log_odds: float) -> float:
+    return 1.0 / (1.0 + math.exp(-log_odds)) if log_odds > -700 else 0.0
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
