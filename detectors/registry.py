@@ -91,7 +91,7 @@ FAMILIES: dict[str, DetectorFamily[Any]] = {
             model_class=SincLcnn,
             default_config=SincLcnnConfig(),
             frontend_of=lambda config: WaveformSpec(),
-            loss="bce",
+            loss="focal",  # the LCNN design: focal loss (gamma, alpha; see [loss] options)
             output="spoof_logit",
         ),
         DetectorFamily(
@@ -99,7 +99,7 @@ FAMILIES: dict[str, DetectorFamily[Any]] = {
             model_class=EffnetMel,
             default_config=EffnetMelConfig(),
             frontend_of=lambda config: config.frontend,
-            loss="focal",
+            loss="bce",
             output="spoof_logit",
         ),
         DetectorFamily(
