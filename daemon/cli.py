@@ -9,9 +9,12 @@ Shell completion uses click's own mechanism, e.g. for bash:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -417,14 +420,7 @@ def train(
         raise click.BadParameter(f"no dev protocol at {dev}; pass --dev", param_hint="--dev")
     try:
         config = load_train_config(experiment, family=family_name, epochs=epochs, device=device)
-        with click.progressbar(
-            length=1, label="training", file=click.get_text_stream("stderr")
-        ) as bar:
-
-            def progress(done: int, total: int) -> None:
-                bar.length = total
-                bar.update(done - bar.pos)
-
+        with _progress_bar("training") as progress:
             run = run_training(config, data, dev, out, resume=resume, progress=progress)
         manifest = data.parent.parent / "manifest.json"
         bundle = bundle_run(
@@ -460,14 +456,7 @@ def eval_command(bundle: Path, data: Path, out: Path, device: str) -> None:
     from dfd.trainers.evaluate import evaluate_bundle
 
     try:
-        with click.progressbar(
-            length=1, label="scoring", file=click.get_text_stream("stderr")
-        ) as bar:
-
-            def progress(done: int, total: int) -> None:
-                bar.length = total
-                bar.update(done - bar.pos)
-
+        with _progress_bar("scoring") as progress:
             report = evaluate_bundle(bundle, data, out, device=device, progress=progress)
     except (BundleError, DatasetError) as error:
         raise click.ClickException(str(error)) from error
@@ -475,3 +464,15 @@ def eval_command(bundle: Path, data: Path, out: Path, device: str) -> None:
     for attack, entry in sorted(report["groups"]["attack"].items()):
         if entry.get("eer") is not None:
             click.echo(f"  {attack:18s} EER {100 * entry['eer']:.2f} %")
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on standard error, driven by ``(done, total)`` callbacks."""
+    with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
+
+        def update(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        yield update

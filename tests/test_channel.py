@@ -31,7 +31,7 @@ def _rms(samples: np.ndarray) -> float:
 
 
 def _gain_db(output: np.ndarray, reference: np.ndarray) -> float:
-    return 20 * np.log10(_rms(output) / _rms(reference))
+    return 20 * np.log10(_rms(output) / _rms(reference) + 1e-12)  # -240 dB for exact silence
 
 
 def _snr_db(reference: np.ndarray, other: np.ndarray) -> float:
