@@ -148,7 +148,7 @@ def features(
         arrays[f"channel{channel.channel}/valid_samples"] = channel.valid_samples
         for index, (spec, values) in enumerate(channel.features.items()):
             click.echo(
-                f"  {spec.kind:7s} {values.shape[1:]!s:16s} "
+                f"  {spec.kind:8s} {values.shape[1:]!s:16s} "
                 f"mean {values.mean():+.3f}  std {values.std():.3f}"
             )
             arrays[f"channel{channel.channel}/features{index}"] = values
