@@ -24,6 +24,15 @@ class ChannelFeatures:
     features: dict[FrontendSpec, np.ndarray] = field(default_factory=dict)
 
 
+def repeat_to_window(samples: np.ndarray, geometry: WindowGeometry) -> np.ndarray:
+    """An utterance shorter than one window, repeated to fill it (as AASIST's evaluation pads);
+    longer ones are returned as they are."""
+    if len(samples) >= geometry.window_samples:
+        return samples
+    repeats = -(-geometry.window_samples // len(samples))
+    return np.tile(samples, repeats)[: geometry.window_samples]
+
+
 def frame_channel(samples: np.ndarray, geometry: WindowGeometry) -> list[Window]:
     framer = WindowFramer(geometry)
     windows = framer.push(samples)

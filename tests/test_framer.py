@@ -149,3 +149,17 @@ def test_push_refuses_interleaved_multichannel_chunks() -> None:
     framer = WindowFramer(WindowGeometry())
     with pytest.raises(ValueError, match="one channel at a time"):
         framer.push(np.zeros((2, 320), dtype=np.float32))
+
+
+def test_a_short_utterance_is_repeated_to_fill_one_window() -> None:
+    from dfd.dsp.extract import repeat_to_window
+
+    geometry = WindowGeometry(sample_rate=100, window_s=2.0, hop_s=0.5)
+    short = np.arange(1, 71, dtype=np.float32)  # 70 samples
+    filled = repeat_to_window(short, geometry)
+    assert len(filled) == 200
+    np.testing.assert_array_equal(filled[:70], short)
+    np.testing.assert_array_equal(filled[70:140], short)
+    np.testing.assert_array_equal(filled[140:], short[:60])
+    long = np.arange(250, dtype=np.float32)
+    assert repeat_to_window(long, geometry) is long

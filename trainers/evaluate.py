@@ -24,7 +24,7 @@ from dfd.detectors.bundle import load_bundle
 from dfd.detectors.runtime import DetectorSession
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.batcher import FrontendBank
-from dfd.dsp.extract import frame_channel
+from dfd.dsp.extract import frame_channel, repeat_to_window
 from dfd.dsp.framer import WindowGeometry
 from dfd.trainers.datasets import read_dataset
 from dfd.trainers.metrics import binary_report, evaluate
@@ -67,9 +67,7 @@ def evaluate_bundle(
 
     for index, trial in enumerate(trials):
         audio = load_audio(trial.path, sample_rate=geometry.sample_rate).samples[0]
-        if len(audio) < geometry.window_samples:
-            audio = np.tile(audio, math.ceil(geometry.window_samples / len(audio)))
-        for window in frame_channel(audio, geometry):
+        for window in frame_channel(repeat_to_window(audio, geometry), geometry):
             owners.append(index)
             windows.append(window.samples)
             if len(windows) == batch_size:

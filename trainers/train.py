@@ -30,7 +30,7 @@ from dfd.detectors.registry import DetectorFamily, family
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.batcher import resolve_device
 from dfd.dsp.channel import add_noise, apply_gain, g711_round_trip
-from dfd.dsp.extract import frame_channel
+from dfd.dsp.extract import frame_channel, repeat_to_window
 from dfd.dsp.framer import WindowGeometry
 from dfd.trainers.config import AugmentConfig, TrainConfig
 from dfd.trainers.datasets import Trial, read_dataset
@@ -221,7 +221,7 @@ def score_utterances(
     model.eval()
     owners, windows = [], []
     for index, audio in enumerate(utterances):
-        for window in frame_channel(_at_least_one_window(audio, geometry), geometry):
+        for window in frame_channel(repeat_to_window(audio, geometry), geometry):
             owners.append(index)
             windows.append(window.samples)
     raw = np.empty(len(windows), dtype=np.float64)
@@ -232,15 +232,6 @@ def score_utterances(
             raw[start : start + len(batch)] = output.double().cpu().numpy()
     sums = np.bincount(owners, weights=raw, minlength=len(utterances))
     return sums / np.bincount(owners, minlength=len(utterances))
-
-
-def _at_least_one_window(audio: np.ndarray, geometry: WindowGeometry) -> np.ndarray:
-    """Utterances shorter than a window are repeated to fill it, as AASIST's evaluation does."""
-    if len(audio) >= geometry.window_samples:
-        return audio
-    return np.tile(audio, math.ceil(geometry.window_samples / len(audio)))[
-        : geometry.window_samples
-    ]
 
 
 def _training_batch(
@@ -268,7 +259,7 @@ def _training_batch(
 def _random_window(
     audio: np.ndarray, geometry: WindowGeometry, rng: np.random.Generator
 ) -> np.ndarray:
-    audio = _at_least_one_window(audio, geometry)
+    audio = repeat_to_window(audio, geometry)
     start = int(rng.integers(0, len(audio) - geometry.window_samples + 1))
     return audio[start : start + geometry.window_samples]
 
