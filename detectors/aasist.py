@@ -129,6 +129,17 @@ class AasistConfig:
         return self.filts[0]
 
     @property
+    def frontend(self) -> SincConvSpec:
+        """The fixed sinc bank of the official ``CONV``: mel-spaced over 0 Hz to Nyquist."""
+        return SincConvSpec(
+            sample_rate=SAMPLE_RATE,
+            out_channels=self.sinc_channels,
+            kernel_size=self.sinc_kernel_size,
+            normalisation="passband",
+            learnable=False,
+        )
+
+    @property
     def sinc_kernel_size(self) -> int:
         """``first_conv`` made odd, as the official ``CONV`` does (128 -> 129 taps)."""
         return self.first_conv + 1 if self.first_conv % 2 == 0 else self.first_conv
@@ -437,14 +448,7 @@ class AasistModel(nn.Module):
 
     @property
     def frontend_spec(self) -> SincConvSpec:
-        """The fixed sinc bank of the official ``CONV``: mel-spaced over 0 Hz to Nyquist."""
-        return SincConvSpec(
-            sample_rate=SAMPLE_RATE,
-            out_channels=self.config.sinc_channels,
-            kernel_size=self.config.sinc_kernel_size,
-            normalisation="passband",
-            learnable=False,
-        )
+        return self.config.frontend
 
     def forward(self, features: torch.Tensor, freq_aug: bool = False) -> torch.Tensor:
         """Sinc features ``(batch, 70, frames)`` -> logits ``(batch, 2)``.
@@ -476,21 +480,15 @@ class AasistModel(nn.Module):
         e_t, _ = torch.max(torch.abs(e), dim=2)
         out_t = self.pool_T(self.GAT_layer_T(e_t.transpose(1, 2)))
 
-        out_t1, out_s1, master1 = self.HtrgGAT_layer_ST11(out_t, out_s, master=self.master1)
-        out_s1 = self.pool_hS1(out_s1)
-        out_t1 = self.pool_hT1(out_t1)
-        out_t_aug, out_s_aug, master_aug = self.HtrgGAT_layer_ST12(out_t1, out_s1, master=master1)
-        out_t1 = out_t1 + out_t_aug
-        out_s1 = out_s1 + out_s_aug
-        master1 = master1 + master_aug
-
-        out_t2, out_s2, master2 = self.HtrgGAT_layer_ST21(out_t, out_s, master=self.master2)
-        out_s2 = self.pool_hS2(out_s2)
-        out_t2 = self.pool_hT2(out_t2)
-        out_t_aug, out_s_aug, master_aug = self.HtrgGAT_layer_ST22(out_t2, out_s2, master=master2)
-        out_t2 = out_t2 + out_t_aug
-        out_s2 = out_s2 + out_s_aug
-        master2 = master2 + master_aug
+        # Two parallel HS-GAL branches; module names stay the official ones (checkpoint keys).
+        out_t1, out_s1, master1 = _hs_gal_branch(
+            self.HtrgGAT_layer_ST11, self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1,
+            out_t, out_s, self.master1,
+        )  # fmt: skip
+        out_t2, out_s2, master2 = _hs_gal_branch(
+            self.HtrgGAT_layer_ST21, self.HtrgGAT_layer_ST22, self.pool_hS2, self.pool_hT2,
+            out_t, out_s, self.master2,
+        )  # fmt: skip
 
         out_t = torch.max(self.drop_way(out_t1), self.drop_way(out_t2))
         out_s = torch.max(self.drop_way(out_s1), self.drop_way(out_s2))
@@ -595,3 +593,20 @@ if __name__ == "__main__":  # pragma: no cover
                 f"{name}: waveform (2, {samples}) -> logits {tuple(logits.shape)}, "
                 f"{model.parameter_count():,} parameters"
             )
+
+
+def _hs_gal_branch(
+    first: nn.Module,
+    second: nn.Module,
+    pool_s: nn.Module,
+    pool_t: nn.Module,
+    out_t: torch.Tensor,
+    out_s: torch.Tensor,
+    master: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One branch of the official model: HS-GAL, graph pooling, then a second HS-GAL added on."""
+    out_t, out_s, master = first(out_t, out_s, master=master)
+    out_s = pool_s(out_s)
+    out_t = pool_t(out_t)
+    out_t_aug, out_s_aug, master_aug = second(out_t, out_s, master=master)
+    return out_t + out_t_aug, out_s + out_s_aug, master + master_aug

@@ -80,7 +80,7 @@ class DetectorFamily(Generic[ConfigT]):
 
 
 def _aasist_frontend(config: AasistConfig) -> FrontendSpec:
-    return build_aasist(config).frontend_spec
+    return config.frontend
 
 
 FAMILIES: dict[str, DetectorFamily[Any]] = {
