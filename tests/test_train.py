@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from dfd.core.typed_config import ConfigError
-from dfd.detectors.registry import FAMILIES
-from dfd.trainers.config import TrainConfig, load_train_config
-from dfd.trainers.train import BEST, CHECKPOINT, HISTORY, RESOLVED_CONFIG, train
+from dfd.detectors.bundle import load_bundle
+from dfd.detectors.registry import FAMILIES, family
+from dfd.trainers import train as train_module
+from dfd.trainers.bundling import bundle_run
+from dfd.trainers.config import AugmentConfig, TrainConfig, load_train_config
+from dfd.trainers.datasets import Trial, read_dataset
+from dfd.trainers.siamese_sweep import balanced_pairs, sweep
+from dfd.trainers.split import stratified_split
+from dfd.trainers.train import (
+    BEST,
+    CHECKPOINT,
+    HISTORY,
+    RESOLVED_CONFIG,
+    SIAMESE_SWEEP,
+    SPLIT,
+    resolve_model_config,
+    train,
+)
+from tests.signals import REPO
+
+RECIPES = REPO / "trainers" / "recipes"
 
 QUICK = {"epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "dev_max_trials": 12}
 
@@ -41,9 +60,22 @@ class SimulatedCrashError(Exception):
     pass
 
 
-def test_a_resumed_run_matches_an_uninterrupted_one(small_corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {
+            "validation": "split",
+            "augment": AugmentConfig(time_stretch_probability=0.5, pitch_shift_probability=0.5),
+        },
+    ],
+    ids=["plain", "split-stretch-shift"],
+)
+def test_a_resumed_run_matches_an_uninterrupted_one(
+    small_corpus: Path, tmp_path: Path, settings: dict[str, Any]
+) -> None:
     protocols = small_corpus / "protocols"
-    config = TrainConfig(family="mfcc-cnn", **{**QUICK, "epochs": 2})
+    config = TrainConfig(family="mfcc-cnn", **{**QUICK, "epochs": 2, **settings})
     straight = train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path / "a")
 
     def stop_in_epoch_two(done: int, total: int) -> None:
@@ -82,6 +114,9 @@ def test_an_existing_run_is_not_overwritten_and_resume_needs_the_same_config(
         ('family = "mfcc-cnn"\nbatch_sizes = 3\n', "unknown key"),
         ('family = "mfcc-cnn"\n[augment]\nnoise_probability = 2.0\n', "noise_probability"),
         ("epochs = 3\n", "needs a family"),
+        ('family = "mfcc-cnn"\nvalidation = "holdout"\n', "validation"),
+        ('family = "mfcc-cnn"\nvalidation_fraction = 1.0\n', "validation_fraction"),
+        ('family = "mfcc-cnn"\n[augment]\nstretch_max = 3.0\n', "stretch"),
     ],
 )
 def test_bad_training_configs_are_refused(tmp_path: Path, text: str, message: str) -> None:
@@ -133,3 +168,166 @@ def test_dfd_train_then_dfd_eval_through_the_command_line(
     assert set(report["groups"]["attack"]) >= {"lpc", "piper-joe", "festival-slt-hts"}
     for plot in ("roc.png", "det.png", "score_histograms.png", "threshold_sweep.png"):
         assert (tmp_path / "eval" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_resumes_across_settings_added_since_it_started(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    """A config.json written before a setting existed resumes while the setting is at its
+    default, and is refused once it is not."""
+    protocols = small_corpus / "protocols"
+    config = TrainConfig(family="mfcc-cnn", **QUICK)
+    train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path)
+    saved = json.loads((tmp_path / RESOLVED_CONFIG).read_text())
+    del saved["validation"], saved["validation_fraction"]
+    del saved["augment"]["time_stretch_probability"], saved["augment"]["pitch_shift_probability"]
+    (tmp_path / RESOLVED_CONFIG).write_text(json.dumps(saved))
+    resumed = train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path, resume=True)
+    assert [h.epoch for h in resumed.history] == [1]
+    changed = TrainConfig(family="mfcc-cnn", **{**QUICK, "validation": "split"})
+    with pytest.raises(ConfigError, match="configuration the run started with"):
+        train(changed, protocols / "train.txt", protocols / "dev.txt", tmp_path, resume=True)
+
+
+def _trials(counts: dict[str, int]) -> list[Trial]:
+    trials = []
+    for attack, count in counts.items():
+        label = "bonafide" if attack == "-" else "spoof"
+        for index in range(count):
+            name = f"{attack}-{index}"
+            trials.append(Trial(name, Path(f"{name}.wav"), label, attack, "speaker"))
+    return trials
+
+
+def test_the_validation_split_is_stratified_disjoint_and_seeded() -> None:
+    counts = {"-": 101, "world": 40, "griffinlim": 33, "lpc": 7}
+    trials = _trials(counts)
+    kept, held = stratified_split(trials, 0.2, np.random.default_rng(3))
+    assert not set(kept) & set(held)
+    assert sorted([*kept, *held]) == list(range(len(trials)))
+    bonafide = sum(trials[i].label == "bonafide" for i in held)
+    assert bonafide in (20, 21)  # floor or ceil of 0.2 x 101
+    assert len(held) - bonafide in (16, 17)  # of 80 spoofs
+    for attack, count in counts.items():
+        in_held = sum(trials[i].attack == attack for i in held)
+        assert abs(in_held - 0.2 * count) <= 1, attack
+    again = stratified_split(trials, 0.2, np.random.default_rng(3))
+    np.testing.assert_array_equal(held, again[1])
+    other = stratified_split(trials, 0.2, np.random.default_rng(4))
+    assert not np.array_equal(held, other[1])
+
+
+def test_a_split_that_leaves_a_class_empty_is_refused() -> None:
+    with pytest.raises(ConfigError, match="validation split"):
+        stratified_split(_trials({"-": 2, "world": 20}), 0.2, np.random.default_rng(0))
+
+
+def test_a_split_run_stops_on_held_out_training_data_and_calibrates_on_dev(
+    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    protocols = small_corpus / "protocols"
+    trained_on: set[str] = set()
+    original = train_module._training_batch
+
+    def recording_batch(data: train_module.LabelledAudio, *args: Any) -> Any:
+        trained_on.update(trial.utterance_id for trial in data.trials)
+        return original(data, *args)
+
+    monkeypatch.setattr(train_module, "_training_batch", recording_batch)
+    config = TrainConfig(family="mfcc-cnn", **{**QUICK, "validation": "split"})
+    run = train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path)
+    held_out = set(json.loads((tmp_path / SPLIT).read_text())["held_out"])
+    train_ids = {trial.utterance_id for trial in read_dataset(protocols / "train.txt")}
+    assert held_out and held_out < train_ids
+    assert trained_on == train_ids - held_out
+    assert len(held_out) == round(0.2 * len(train_ids))
+    dev_ids = {trial.utterance_id for trial in read_dataset(protocols / "dev.txt")}
+    assert {trial.utterance_id for trial in run.dev.trials} <= dev_ids
+    assert len(run.dev.trials) == QUICK["dev_max_trials"] == len(run.dev_raw)
+
+
+def test_sweep_accuracy_against_hand_counted_pairs() -> None:
+    distance = np.array([0.1, 0.5, 1.0, 3.0])
+    same = np.array([True, True, False, False])
+    result = sweep(distance, same, np.array([0.2, 0.6, 1.5]), same_below=True)
+    assert result["accuracy"] == [0.75, 1.0, 0.75]
+    assert (result["best_threshold"], result["best_accuracy"]) == (0.6, 1.0)
+    similarity = np.array([0.9, 0.7, 0.5, -0.3])
+    result = sweep(similarity, same, np.array([0.1, 0.6, 0.8]), same_below=False)
+    assert result["accuracy"] == [0.75, 1.0, 0.75]
+    assert result["best_threshold"] == 0.6
+    tied = sweep(distance, same, np.array([0.6, 0.8]), same_below=True)
+    assert tied["best_threshold"] == 0.6  # ties go to the first threshold
+
+
+def test_balanced_pairs_are_distinct_and_balanced() -> None:
+    is_spoof = np.array([False] * 5 + [True] * 3)  # 10 + 3 same-class pairs, 15 different
+    first, second, same = balanced_pairs(is_spoof, 20_000, np.random.default_rng(0))
+    assert same.sum() == (~same).sum() == 13
+    assert np.all(first < second)
+    assert len(set(zip(first.tolist(), second.tolist(), strict=True))) == 26
+    np.testing.assert_array_equal(same, is_spoof[first] == is_spoof[second])
+    assert len(balanced_pairs(is_spoof, 10, np.random.default_rng(0))[0]) == 10
+
+
+def test_a_siamese_run_sweeps_pair_thresholds_into_its_bundle(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    protocols = small_corpus / "protocols"
+    config = TrainConfig(family="siamese-mel", **QUICK)
+    run = train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path)
+    result = json.loads((tmp_path / SIAMESE_SWEEP).read_text())
+    assert result == run.pair_sweep
+    euclidean, cosine = result["euclidean"], result["cosine"]
+    np.testing.assert_allclose(euclidean["thresholds"], np.arange(0.20, 2.1001, 0.05))
+    assert len(euclidean["thresholds"]) == 39
+    assert euclidean["thresholds"][0] == 0.2 and euclidean["thresholds"][-1] == 2.1
+    np.testing.assert_allclose(cosine["thresholds"], np.arange(0.10, 0.9001, 0.05))
+    assert len(cosine["thresholds"]) == 17
+    assert cosine["thresholds"][0] == 0.1 and cosine["thresholds"][-1] == 0.9
+    assert result["utterances"] == QUICK["dev_max_trials"]
+    pairs = result["pairs"]["same"] + result["pairs"]["different"]
+    assert result["pairs"]["same"] == result["pairs"]["different"] > 0
+    for measure in (euclidean, cosine):
+        assert len(measure["accuracy"]) == len(measure["thresholds"])
+        assert all(round(a * pairs) == pytest.approx(a * pairs) for a in measure["accuracy"])
+        best = int(np.argmax(measure["accuracy"]))
+        assert measure["best_accuracy"] == max(measure["accuracy"])
+        assert measure["best_threshold"] == measure["thresholds"][best]
+
+    bundle = load_bundle(bundle_run(run, config, tmp_path / "bundle"))
+    assert bundle.card.metrics.dev is not None
+    card_sweep = bundle.card.metrics.dev["pair_threshold_sweep"]
+    assert card_sweep["euclidean"]["threshold"] == euclidean["best_threshold"]
+    assert card_sweep["cosine"]["accuracy"] == cosine["best_accuracy"]
+
+
+def test_no_sweep_for_other_families(small_corpus: Path, tmp_path: Path) -> None:
+    protocols = small_corpus / "protocols"
+    run = train(
+        TrainConfig(family="mfcc-cnn", **QUICK), protocols / "train.txt", protocols / "dev.txt",
+        tmp_path,
+    )  # fmt: skip
+    assert run.pair_sweep is None and not (tmp_path / SIAMESE_SWEEP).exists()
+
+
+def test_the_recipes_folder_holds_the_expected_experiments() -> None:
+    names = {path.stem for path in RECIPES.glob("*.toml")}
+    assert names >= {"sinc-lcnn", "effnet-mel", "siamese-mel", "mfcc-cnn", "aasist-l"}
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.toml")), ids=lambda path: path.stem)
+def test_every_recipe_loads_and_names_its_retrain_command(recipe: Path) -> None:
+    config = load_train_config(recipe)
+    entry = family(config.family)
+    resolve_model_config(entry, config.model)
+    header = []
+    for line in recipe.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    command = (
+        f"dfd train --config trainers/recipes/{recipe.name} "
+        f"--data corpus/protocols/train.txt --out runs/{recipe.stem}"
+    )
+    assert any(command in line for line in header), "\n".join(header)

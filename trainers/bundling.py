@@ -2,7 +2,9 @@
 
 The raw output of every family is spoof-direction (higher = more likely synthetic). A logistic
 fit on the dev set maps it to ``score`` = P(synthetic); the thresholds are that score at the dev
-EER and at a 1 % false-alarm rate (at most 1 % of bona fide dev utterances flagged).
+EER and at a 1 % false-alarm rate (at most 1 % of bona fide dev utterances flagged). A siamese
+run's best pair thresholds (Euclidean and cosine, ``dfd.trainers.siamese_sweep``) join the card's
+dev metrics as ``pair_threshold_sweep``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dfd.detectors.export import export_onnx
 from dfd.trainers.calibration import fit_logistic
 from dfd.trainers.config import TrainConfig
 from dfd.trainers.metrics import compute_eer, evaluate, threshold_at_far
+from dfd.trainers.siamese_sweep import best_figures
 from dfd.trainers.train import TrainingRun
 
 log = structlog.get_logger("dfd.train")
@@ -49,6 +52,8 @@ def bundle_run(
     labels = np.where(is_spoof, "spoof", "bonafide")
     attacks = np.array([trial.attack for trial in run.dev.trials])
     dev_metrics = evaluate(-log_odds, labels, {"attack": attacks})
+    if run.pair_sweep is not None:  # siamese: the best pair thresholds (siamese_sweep.json)
+        dev_metrics["pair_threshold_sweep"] = best_figures(run.pair_sweep)
 
     card = new_card(
         run.family,

@@ -16,7 +16,7 @@ noise_probability = 0.3
 ```
 
 The resolved configuration (defaults filled in) is written into the run folder, and a resumed run
-must carry the very same configuration.
+must carry the very same configuration (settings added since the run started at their defaults).
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dfd.core.typed_config import ConfigError, build_dataclass
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+Validation = Literal["dev", "split"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,13 +41,31 @@ class AugmentConfig:
     snr_db_max: float = 40.0
     gain_db_max: float = 6.0  # uniform in [-max, +max]
     codec_probability: float = 0.2  # G.711 mu-law or A-law round trip at 8 kHz
+    time_stretch_probability: float = 0.0  # tempo times a rate, pitch kept (phase vocoder)
+    stretch_min: float = 0.9  # rate uniform in [min, max]; above 1 is faster
+    stretch_max: float = 1.1
+    pitch_shift_probability: float = 0.0  # pitch shifted, tempo kept
+    pitch_shift_semitones_max: float = 2.0  # uniform in [-max, +max] semitones
 
     def __post_init__(self) -> None:
-        for name in ("noise_probability", "codec_probability"):
+        probabilities = (
+            "noise_probability",
+            "codec_probability",
+            "time_stretch_probability",
+            "pitch_shift_probability",
+        )
+        for name in probabilities:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"augment.{name} must lie in [0, 1]")
         if self.snr_db_min > self.snr_db_max:
             raise ConfigError("augment.snr_db_min must not exceed augment.snr_db_max")
+        if not 0.5 <= self.stretch_min <= self.stretch_max <= 2.0:
+            raise ConfigError(
+                "augment: need 0.5 <= stretch_min <= stretch_max <= 2.0, got "
+                f"{self.stretch_min}, {self.stretch_max}"
+            )
+        if not 0.0 <= self.pitch_shift_semitones_max <= 12.0:
+            raise ConfigError("augment.pitch_shift_semitones_max must lie in [0, 12]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,15 +74,21 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 1e-3
+    optimizer: str = "adamw"  # adam, adamw or sgd (momentum 0.9)
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
-    patience: int = 5  # epochs without a better dev EER before stopping
+    patience: int = 5  # epochs without a better validation EER before stopping
+    # What early stopping watches: "dev", the dev protocol; "split", a stratified, seeded
+    # validation_fraction of the training protocol, held out from training. Calibration and the
+    # bundle's metrics always use the dev protocol.
+    validation: Validation = "dev"
+    validation_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
     window_s: float = 2.0
     hop_s: float = 0.5
     steps_per_epoch: int | None = None  # None: one pass over the training utterances
-    dev_max_trials: int | None = None  # None: score the whole dev protocol every epoch
+    dev_max_trials: int | None = None  # None: score every dev (or held-out) trial
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     loss: dict[str, Any] = dataclasses.field(default_factory=dict)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
@@ -71,6 +98,14 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError(
+                f"validation_fraction must lie in (0, 1), got {self.validation_fraction}"
+            )
         if self.batch_size < 2:
             raise ConfigError("batch_size must be at least 2 (batches hold both classes)")
         for name in ("steps_per_epoch", "dev_max_trials"):

@@ -2,11 +2,15 @@
 
 Every utterance is decoded once and kept in memory. Each step draws a class-balanced batch of
 utterances, cuts one random window from each (repeating utterances shorter than a window), applies
-the seeded augmentation, computes the family's front end on the training device and takes one
-optimiser step on the family's loss. After each epoch the dev protocol is scored utterance by
-utterance (mean of the window outputs over the whole utterance, the windows the daemon would
-see), a checkpoint is written, and the best dev EER is kept; training stops early when the dev EER
-has not improved for ``patience`` epochs.
+the seeded augmentation (``dfd.trainers.augment``), computes the family's front end on the
+training device and takes one optimiser step on the family's loss. After each epoch the
+validation set is scored utterance by utterance (mean of the window outputs over the whole
+utterance, the windows the daemon would see), a checkpoint is written, and the best validation
+EER is kept; training stops early when it has not improved for ``patience`` epochs. The
+validation set is the dev protocol, or with ``validation = "split"`` a stratified part of the
+training protocol held out from training (``dfd.trainers.split``, listed in ``split.json``).
+Either way the finished run is scored on the dev protocol, which calibrates the bundle; a
+siamese run also gets its pair threshold sweep on dev (``siamese_sweep.json``).
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ from dfd.core.typed_config import ConfigError, coerce_value
 from dfd.detectors.registry import DetectorFamily, family
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.batcher import resolve_device
-from dfd.dsp.channel import add_noise, apply_gain, g711_round_trip
 from dfd.dsp.extract import frame_channel, repeat_to_window
 from dfd.dsp.framer import WindowGeometry
-from dfd.trainers.config import AugmentConfig, TrainConfig
+from dfd.trainers.augment import augmented_window, random_window
+from dfd.trainers.config import TrainConfig
 from dfd.trainers.datasets import Trial, read_dataset
 from dfd.trainers.losses import build_loss
 from dfd.trainers.metrics import compute_eer
+from dfd.trainers.siamese_sweep import best_figures, pair_threshold_sweep
+from dfd.trainers.split import stratified_split
 
 log = structlog.get_logger("dfd.train")
 
@@ -43,6 +49,11 @@ CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 RESOLVED_CONFIG = "config.json"
 HISTORY = "history.json"
+SPLIT = "split.json"
+SIAMESE_SWEEP = "siamese_sweep.json"
+# Random streams besides the epochs' (spawn key (epoch,), epoch >= 1).
+SPLIT_STREAM = (0, 1)
+SWEEP_STREAM = (0, 2)
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -57,21 +68,36 @@ class LabelledAudio:
     @classmethod
     def load(cls, protocol: Path, sample_rate: int, limit: int | None = None) -> LabelledAudio:
         trials = read_dataset(protocol)
-        if limit is not None:
-            order = np.random.default_rng(0).permutation(len(trials))[:limit]
-            trials = [trials[i] for i in sorted(order)]
+        trials = [trials[i] for i in _limited(len(trials), limit)]
         audio = [load_audio(t.path, sample_rate=sample_rate).samples[0] for t in trials]
+        return cls._checked(trials, audio, str(protocol))
+
+    def subset(self, indices: np.ndarray, limit: int | None = None) -> LabelledAudio:
+        """The utterances at ``indices`` (at most ``limit`` of them, a fixed random choice)."""
+        chosen = [int(indices[i]) for i in _limited(len(indices), limit)]
+        return self._checked(
+            [self.trials[i] for i in chosen], [self.audio[i] for i in chosen], "a subset"
+        )
+
+    @classmethod
+    def _checked(cls, trials: list[Trial], audio: list[np.ndarray], where: str) -> LabelledAudio:
         is_spoof = np.array([t.label == "spoof" for t in trials])
         if is_spoof.all() or not is_spoof.any():
-            raise ConfigError(f"{protocol}: training and scoring need both classes")
+            raise ConfigError(f"{where}: training and scoring need both classes")
         return cls(trials, audio, is_spoof)
+
+
+def _limited(count: int, limit: int | None) -> list[int]:
+    if limit is None:
+        return list(range(count))
+    return sorted(int(i) for i in np.random.default_rng(0).permutation(count)[:limit])
 
 
 @dataclass
 class EpochResult:
     epoch: int
     train_loss: float
-    dev_eer: float
+    dev_eer: float  # on the validation set: the dev protocol, or the held-out split
     learning_rate: float
 
 
@@ -82,9 +108,10 @@ class TrainingRun:
     family: DetectorFamily[Any]
     model_config: Any
     model: nn.Module
-    dev_raw: np.ndarray  # spoof-direction raw output per dev utterance
-    dev: LabelledAudio
+    dev_raw: np.ndarray  # spoof-direction raw output per dev-protocol utterance
+    dev: LabelledAudio  # the dev protocol (never the held-out split): calibration data
     history: list[EpochResult]
+    pair_sweep: dict[str, Any] | None = None  # siamese families: the pair threshold sweep
 
 
 def train(
@@ -104,16 +131,21 @@ def train(
 
     train_set = LabelledAudio.load(train_protocol, geometry.sample_rate)
     dev_set = LabelledAudio.load(dev_protocol, geometry.sample_rate, config.dev_max_trials)
+    validation_set = dev_set
+    if config.validation == "split":
+        train_set, validation_set = _split(train_set, config, run_dir)
     log.info(
-        "data loaded", train=len(train_set.trials), dev=len(dev_set.trials), device=str(device)
+        "data loaded",
+        train=len(train_set.trials),
+        validation=f"{len(validation_set.trials)} ({config.validation})",
+        dev=len(dev_set.trials),
+        device=str(device),
     )
 
     model = entry.build(model_config).to(device)
     frontend = entry.build_frontend(model_config).to(device)
     loss_function = build_loss(entry.loss, **config.loss).to(device)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimiser = build_optimiser(config, model)
     steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_set.trials) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=config.epochs * steps_per_epoch
@@ -131,7 +163,7 @@ def train(
 
     for epoch in range(start_epoch, config.epochs + 1):
         # Seeded per epoch, so a resumed run draws what the uninterrupted run would have.
-        rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(epoch,)))
+        rng = _stream(config.seed, epoch)
         torch.manual_seed(config.seed * 1000 + epoch)
         model.train()
         losses = []
@@ -151,8 +183,9 @@ def train(
                 progress((epoch - 1) * steps_per_epoch + step + 1, config.epochs * steps_per_epoch)
         if entry.output == "spoof_score":
             _set_prototypes(model, frontend, train_set, geometry, device, rng)
-        dev_raw = score_utterances(entry, model, frontend, dev_set.audio, geometry, device)
-        dev_eer = compute_eer(-dev_raw[~dev_set.is_spoof], -dev_raw[dev_set.is_spoof])[0]
+        raw = score_utterances(entry, model, frontend, validation_set.audio, geometry, device)
+        spoof = validation_set.is_spoof
+        dev_eer = compute_eer(-raw[~spoof], -raw[spoof])[0]
         learning_rate = float(scheduler.get_last_lr()[0])
         result = EpochResult(epoch, float(np.mean(losses)), dev_eer, learning_rate)
         history.append(result)
@@ -181,7 +214,26 @@ def train(
 
     model.load_state_dict(torch.load(run_dir / BEST, weights_only=True, map_location=device))
     dev_raw = score_utterances(entry, model, frontend, dev_set.audio, geometry, device)
-    return TrainingRun(entry, model_config, model.cpu().eval(), dev_raw, dev_set, history)
+    pair_sweep = None
+    if entry.output == "spoof_score":  # siamese: how well do distances tell the classes apart
+        pair_sweep = pair_threshold_sweep(
+            model, frontend, dev_set.audio, dev_set.is_spoof, geometry, device,
+            _stream(config.seed, *SWEEP_STREAM),
+        )  # fmt: skip
+        (run_dir / SIAMESE_SWEEP).write_text(json.dumps(pair_sweep, indent=1))
+        log.info("pair threshold sweep", **best_figures(pair_sweep))
+    model = model.cpu().eval()
+    return TrainingRun(entry, model_config, model, dev_raw, dev_set, history, pair_sweep)
+
+
+def build_optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The experiment's optimiser: Adam and SGD take L2 weight decay, AdamW decoupled decay."""
+    parameters, rate, decay = model.parameters(), config.learning_rate, config.weight_decay
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=rate, weight_decay=decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=rate, momentum=0.9, weight_decay=decay)
+    return torch.optim.AdamW(parameters, lr=rate, weight_decay=decay)
 
 
 def resolve_model_config(entry: DetectorFamily[Any], overrides: dict[str, Any]) -> Any:
@@ -234,6 +286,25 @@ def score_utterances(
     return sums / np.bincount(owners, minlength=len(utterances))
 
 
+def _stream(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def _split(
+    data: LabelledAudio, config: TrainConfig, run_dir: Path
+) -> tuple[LabelledAudio, LabelledAudio]:
+    """``(training, held out)``: the held-out part (capped at ``dev_max_trials``) is scored for
+    early stopping and never trained on; its utterance ids go to ``split.json``."""
+    rng = _stream(config.seed, *SPLIT_STREAM)
+    kept, held_out = stratified_split(data.trials, config.validation_fraction, rng)
+    record = {
+        "validation_fraction": config.validation_fraction,
+        "held_out": [data.trials[i].utterance_id for i in held_out],
+    }
+    (run_dir / SPLIT).write_text(json.dumps(record, indent=1))
+    return data.subset(kept), data.subset(held_out, config.dev_max_trials)
+
+
 def _training_batch(
     data: LabelledAudio, config: TrainConfig, geometry: WindowGeometry, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -248,29 +319,9 @@ def _training_batch(
         ]
     )
     windows = np.stack(
-        [
-            _augment(_random_window(data.audio[i], geometry, rng), config.augment, rng)
-            for i in chosen
-        ]
+        [augmented_window(data.audio[i], geometry, config.augment, rng) for i in chosen]
     )
     return windows.astype(np.float32), data.is_spoof[chosen].astype(np.float32)
-
-
-def _random_window(
-    audio: np.ndarray, geometry: WindowGeometry, rng: np.random.Generator
-) -> np.ndarray:
-    audio = repeat_to_window(audio, geometry)
-    start = int(rng.integers(0, len(audio) - geometry.window_samples + 1))
-    return audio[start : start + geometry.window_samples]
-
-
-def _augment(window: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    out = apply_gain(window, float(rng.uniform(-config.gain_db_max, config.gain_db_max)))
-    if rng.random() < config.codec_probability:
-        out = g711_round_trip(out, 16_000, "mulaw" if rng.random() < 0.5 else "alaw")
-    if rng.random() < config.noise_probability and np.any(out):
-        out = add_noise(out, float(rng.uniform(config.snr_db_min, config.snr_db_max)), rng)
-    return out
 
 
 def _loss(
@@ -312,7 +363,7 @@ def _set_prototypes(
     with torch.inference_mode():
         for spoof in (False, True):
             indices = rng.choice(np.flatnonzero(data.is_spoof == spoof), per_class)
-            windows = np.stack([_random_window(data.audio[i], geometry, rng) for i in indices])
+            windows = np.stack([random_window(data.audio[i], geometry, rng) for i in indices])
             features = frontend(torch.from_numpy(windows.astype(np.float32)).to(device))
             prototypes.append(model.embed(features).mean(dim=0))  # type: ignore[operator]
     model.set_prototypes(prototypes[0], prototypes[1])  # type: ignore[operator]
@@ -322,10 +373,27 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     resolved = json.dumps(config.to_dict(), indent=1, sort_keys=True)
     saved = run_dir / RESOLVED_CONFIG
     if resume and saved.is_file():
-        if saved.read_text() != resolved:
+        defaults = json.loads(json.dumps(TrainConfig(family=config.family).to_dict()))
+        if not _same_config(json.loads(saved.read_text()), json.loads(resolved), defaults):
             raise ConfigError(f"{run_dir}: --resume needs the configuration the run started with")
         return
     if (run_dir / CHECKPOINT).exists() and not resume:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume or choose another folder")
     run_dir.mkdir(parents=True, exist_ok=True)
     saved.write_text(resolved)
+
+
+def _same_config(saved: Any, current: Any, default: Any) -> bool:
+    """``current`` is ``saved``, but for settings added to dfd since the run started, which are
+    accepted at their defaults (they change nothing for a run that never had them)."""
+    if not (isinstance(saved, dict) and isinstance(current, dict)):
+        return bool(saved == current)
+    defaults = default if isinstance(default, dict) else {}
+    if not set(saved) <= set(current):
+        return False
+    return all(
+        _same_config(saved[key], value, defaults.get(key))
+        if key in saved
+        else key in defaults and value == defaults[key]
+        for key, value in current.items()
+    )
