@@ -68,6 +68,12 @@ def coerce_value(value: Any, expected: Any, where: str) -> Any:
         raise ConfigError(
             errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {expected}"
         )
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = typing.get_args(expected)[0]
+        items = [coerce_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
     if dataclasses.is_dataclass(expected) and isinstance(expected, type):
         return build_dataclass(expected, value, where)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
