@@ -3,13 +3,16 @@
 #   ffmpeg        decodes G.722, GSM and raw G.711 streams; codec conditions
 #   libportaudio2 the PortAudio library sounddevice loads for live capture
 #   libsndfile1   WAV/FLAC/OGG reading (soundfile also ships its own copy)
+#   pulseaudio pulseaudio-utils libasound2-plugins
+#                 a sound server, paplay/pactl and ALSA's `pulse` device: the live-capture test
+#                 records a null sink's monitor through PortAudio
 # With --corpus, also what `dfd corpus build` reads and runs: real speech (Asterisk prompts in
 # five languages with transcripts, klettres letters) and speech synthesizers (espeak-ng,
 # festival with three voices, flite).
 #   scripts/install-system-packages.sh [--corpus]
 set -euo pipefail
 
-packages=(ffmpeg libportaudio2 libsndfile1)
+packages=(ffmpeg libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins)
 corpus_packages=(
     asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722
     asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722

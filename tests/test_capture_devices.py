@@ -1,0 +1,227 @@
+"""Sound card capture through a real PortAudio device: a private PulseAudio server with a null
+sink, whose monitor PortAudio records through ALSA's ``pulse`` device while ``paplay`` plays a
+sweep into the sink."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sounddevice
+import soundfile
+
+from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.capture.devices import DeviceSource, list_input_devices
+from tests.signals import RATE
+
+SINK = "dfdtest"
+SILENCE = ["--format=s16le", "--rate=16000", "--channels=1"]
+
+
+def pulse_tool(name: str) -> str:
+    executable = shutil.which(name)
+    if executable is None:
+        pytest.skip(
+            f"`{name}` is needed for the live-capture test (apt-get install pulseaudio "
+            "pulseaudio-utils; scripts/install-system-packages.sh installs them)"
+        )
+    return executable
+
+
+@pytest.fixture(scope="module")
+def pulse_server() -> Iterator[dict[str, str]]:
+    """A private PulseAudio server (root or not, no D-Bus, no X) with a null sink as the
+    default sink and its monitor as the default source. Yields the environment that reaches it."""
+    pulseaudio, pactl, pacat = (pulse_tool(name) for name in ("pulseaudio", "pactl", "pacat"))
+    home = Path(tempfile.mkdtemp(prefix="dfd-pulse-"))  # short: the socket path must fit 108 bytes
+    runtime = home / "run"
+    runtime.mkdir(mode=0o700)
+    socket_path = runtime / "native"
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "PULSE_SERVER": f"unix:{socket_path}",
+    }
+    env.pop("DISPLAY", None)
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    command = [
+        pulseaudio,
+        "--daemonize=no",
+        "--exit-idle-time=-1",
+        "--disallow-exit",
+        "--use-pid-file=no",
+        "--realtime=no",
+        "--high-priority=no",
+        "--disable-shm=yes",  # containers may have a small /dev/shm
+        "--log-target=stderr",
+        "-n",
+        f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket_path}",
+        f"--load=module-null-sink sink_name={SINK} rate=48000",
+    ]
+    log = (home / "pulseaudio.log").open("wb")
+    keeper: subprocess.Popen[bytes] | None = None
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while subprocess.run([pactl, "info"], env=env, capture_output=True).returncode != 0:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"PulseAudio did not start:\n{(home / 'pulseaudio.log').read_text()}")
+            time.sleep(0.1)
+        for setting in (["set-default-sink", SINK], ["set-default-source", f"{SINK}.monitor"]):
+            subprocess.run([pactl, *setting], env=env, check=True, capture_output=True)
+        # An idle null sink renders 2 s blocks, which reach its monitor (and PortAudio) in bursts.
+        # A low-latency stream of silence keeps it rendering in 10 ms steps, as a sound card
+        # would, and at 16 kHz it keeps the sink in the 48 kHz family (at 44.1 kHz the round
+        # trip through PulseAudio's resamplers smears the test signal).
+        with open("/dev/zero", "rb") as zeros:
+            keeper = subprocess.Popen(
+                [pacat, "--playback", "--latency-msec=10", f"--device={SINK}", "--raw", *SILENCE],
+                env=env,
+                stdin=zeros,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        yield env
+    finally:
+        if keeper is not None:
+            keeper.terminate()
+            keeper.wait(10)
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def portaudio_with_pulse(
+    pulse_server: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """PortAudio re-initialised inside the server's environment: it lists devices once, when
+    it starts, and ALSA's ``pulse`` device finds the server through PULSE_SERVER."""
+    for name in ("HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "PULSE_SERVER"):
+        monkeypatch.setenv(name, pulse_server[name])
+    sounddevice._terminate()
+    sounddevice._initialize()
+    yield
+    monkeypatch.undo()
+    sounddevice._terminate()
+    sounddevice._initialize()
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: list[CaptureEvent] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: CaptureEvent) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def audio(self, channel: int) -> np.ndarray:
+        with self.lock:
+            chunks = [
+                e.samples for e in self.events if isinstance(e, AudioChunk) and e.channel == channel
+            ]
+        return np.concatenate(chunks)
+
+
+@pytest.mark.usefixtures("portaudio_with_pulse")
+def test_pulse_device_is_listed() -> None:
+    names = [device.name for device in list_input_devices()]
+    assert "pulse" in names, f"PortAudio input devices: {names}"
+
+
+def chirp(seconds: float, amplitude: float) -> np.ndarray:
+    """A sweep from 200 Hz to 3 kHz with 20 ms fades: it correlates with itself at one lag only."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    phase = 2 * np.pi * (200 * t + (3000 - 200) / (2 * seconds) * t**2)
+    fade = np.minimum(1.0, np.minimum(t, seconds - t) / 0.02)
+    return (amplitude * fade * np.sin(phase)).astype(np.float32)
+
+
+def normalised_cross_correlation(recorded: np.ndarray, played: np.ndarray) -> np.ndarray:
+    """For each lag, the cosine between ``played`` and the stretch of ``recorded`` at that lag."""
+    n = len(recorded) + len(played)
+    spectrum = np.fft.rfft(recorded, n) * np.conj(np.fft.rfft(played, n))
+    dot = np.fft.irfft(spectrum, n)[: len(recorded) - len(played) + 1]
+    energy = np.convolve(recorded.astype(np.float64) ** 2, np.ones(len(played)), "valid")
+    return dot / np.sqrt(np.maximum(energy, 1e-12) * np.sum(played.astype(np.float64) ** 2))
+
+
+def delayed(signal: np.ndarray, delay: float) -> np.ndarray:
+    """``signal`` delayed by a fraction of a sample (its ends are faded, so wrapping is silent)."""
+    n = len(signal) + 64
+    shift = np.exp(-2j * np.pi * np.fft.rfftfreq(n) * delay)
+    return np.fft.irfft(np.fft.rfft(signal, n) * shift, n)[: len(signal)]
+
+
+@pytest.mark.usefixtures("portaudio_with_pulse")
+def test_device_source_records_what_is_played(pulse_server: dict[str, str], tmp_path: Path) -> None:
+    played = chirp(1.0, amplitude=0.5)
+    soundfile.write(tmp_path / "chirp.wav", played, RATE, subtype="FLOAT")
+    paplay = pulse_tool("paplay")
+
+    source = DeviceSource("pulse", channels=2, sample_rate=RATE, block_s=0.02)
+    collector = Collector()
+    source.start(collector)
+    try:
+        # PortAudio may take a moment to deliver the first block: play once audio flows.
+        deadline = time.monotonic() + 10
+        while source.counters.chunks < 2 * 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        subprocess.run(
+            [paplay, f"--device={SINK}", str(tmp_path / "chirp.wav")],
+            env=pulse_server,
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        time.sleep(0.5)
+    finally:
+        source.stop()
+
+    assert source.call_id.startswith("device-pulse-")
+    events = collector.events
+    assert [(e.call_id, e.channel, e.reason) for e in events if isinstance(e, StreamEnded)] == [
+        (source.call_id, 0, "source-stopped"),
+        (source.call_id, 1, "source-stopped"),
+    ]
+    chunks = [e for e in events if isinstance(e, AudioChunk)]
+    assert {(c.call_id, c.sample_rate) for c in chunks} == {(source.call_id, RATE)}
+    assert {len(c.samples) for c in chunks} == {RATE // 50}
+    for channel in (0, 1):  # paplay's mono file reaches both channels of the sink
+        recorded = collector.audio(channel)
+        assert len(recorded) > len(played), f"only {len(recorded) / RATE:.2f} s recorded"
+        lag = int(np.argmax(normalised_cross_correlation(recorded, played)))
+        match = recorded[lag : lag + len(played)].astype(np.float64)
+        # PulseAudio resamples 16 -> 48 -> 16 kHz, which can delay by a third of a sample.
+        candidates = [delayed(played, fraction) for fraction in np.linspace(-1, 1, 41)]
+        reference = max(candidates, key=lambda c: np.dot(match, c) / np.linalg.norm(c))
+        similarity = np.dot(match, reference) / (np.linalg.norm(match) * np.linalg.norm(reference))
+        assert similarity > 0.999, f"best match {similarity:.4f} at {lag / RATE:.3f} s"
+        gain = np.dot(match, reference) / np.dot(reference, reference)
+        assert gain == pytest.approx(1.0, abs=0.01)  # PulseAudio at 100 % volume
+        outside = np.concatenate(
+            [recorded[: max(lag - 160, 0)], recorded[lag + len(played) + 160 :]]
+        )
+        assert np.max(np.abs(outside), initial=0.0) < 0.01  # silence around it
+    assert source.counters.streams_started == source.counters.streams_ended == 2
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="channels"):
+        DeviceSource(channels=0)
