@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
@@ -464,6 +464,155 @@ def eval_command(bundle: Path, data: Path, out: Path, device: str) -> None:
     for attack, entry in sorted(report["groups"]["attack"].items()):
         if entry.get("eer") is not None:
             click.echo(f"  {attack:18s} EER {100 * entry['eer']:.2f} %")
+
+
+def _threshold(value: str | None) -> str | float | None:
+    if value is None or value in ("eer", "far_1pct"):
+        return value
+    try:
+        return float(value)
+    except ValueError as error:
+        raise click.BadParameter("eer, far_1pct or a number in [0, 1]") from error
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    "bundles",
+    multiple=True,
+    metavar="BUNDLE",
+    help="Model bundle folder (repeat to fuse several); default: [models] bundles, or the "
+    "embedded default model.",
+)
+@click.option("--window", "window_s", type=float, help="Window length in seconds (the model's).")
+@click.option("--hop", "hop_s", type=float, help="Hop between windows in seconds (the model's).")
+@click.option(
+    "--threshold", help="eer, far_1pct (the model card's) or a number; default [models] threshold."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write waveform and score over time as PNG (one file: this name; several: NAME-N.png).",
+)
+@click.option("--publish", metavar="ENDPOINT", help="Also publish the events on a ZeroMQ endpoint.")
+@click.option("--device", help="auto, cpu, cuda or cuda:N (default [models] device).")
+@click.pass_obj
+def replay(
+    settings: Settings,
+    paths: tuple[Path, ...],
+    bundles: tuple[str, ...],
+    window_s: float | None,
+    hop_s: float | None,
+    threshold: str | None,
+    as_json: bool,
+    plot: Path | None,
+    publish: str | None,
+    device: str | None,
+) -> None:
+    """Audit recordings: score every window, print a timeline and a verdict per file.
+
+    Exit status: 0 when no alert was raised, 1 when one was, 2 on an error.
+    """
+    from dfd.daemon.replay import run_replay
+
+    code = run_replay(
+        settings,
+        list(paths),
+        bundles=list(bundles),
+        window_s=window_s,
+        hop_s=hop_s,
+        threshold=_threshold(threshold),
+        as_json=as_json,
+        plot=plot,
+        publish=publish,
+        device=device,
+    )
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--rtp", multiple=True, metavar="HOST:PORT", help="Receive RTP here (repeatable).")
+@click.option("--pcm", multiple=True, metavar="ENDPOINT", help="ZeroMQ PULL for pushed PCM.")
+@click.option("--device", "devices", multiple=True, metavar="NAME", help="Sound input device.")
+@click.option("--wav", multiple=True, metavar="FILE", help="Play a file in at real-time pace.")
+@click.option("--pub", metavar="ENDPOINT", help="Event bus (default tcp://127.0.0.1:5555).")
+@click.option("--model", "bundles", multiple=True, metavar="BUNDLE", help="Model bundle(s).")
+@click.pass_obj
+def serve(
+    settings: Settings,
+    rtp: tuple[str, ...],
+    pcm: tuple[str, ...],
+    devices: tuple[str, ...],
+    wav: tuple[str, ...],
+    pub: str | None,
+    bundles: tuple[str, ...],
+) -> None:
+    """Run the screening daemon: capture, score, publish alerts (SIGTERM stops, SIGHUP reloads)."""
+    from dfd.daemon.bus import BusError, JournalError
+    from dfd.daemon.serve import Daemon, build_sources
+    from dfd.detectors.bundle import BundleError
+
+    overrides: dict[str, Any] = {
+        "rtp": rtp or None,
+        "pcm": pcm or None,
+        "devices": devices or None,
+        "wav": wav or None,
+        "pub": pub,
+    }
+    try:
+        serve_settings = dataclasses.replace(
+            settings.serve, **{k: v for k, v in overrides.items() if v is not None}
+        )
+        settings = dataclasses.replace(settings, serve=serve_settings)
+        daemon = Daemon(settings, build_sources(settings), list(bundles) or None)
+    except (ConfigError, BundleError, BusError, JournalError, OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    daemon.install_signal_handlers()
+    daemon.run()
+
+
+@main.command()
+@click.option(
+    "--endpoint",
+    default=None,
+    help="The daemon's event bus (default [serve] pub, tcp://127.0.0.1:5555).",
+)
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="Topic prefix to receive (repeatable): alert, call, score, status; default all.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
+@click.option("--count", type=click.IntRange(min=1), help="Exit after this many events.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Exit after this long without one.")
+@click.pass_obj
+def subscribe(
+    settings: Settings,
+    endpoint: str | None,
+    topics: tuple[str, ...],
+    as_json: bool,
+    count: int | None,
+    timeout: float | None,
+) -> None:
+    """Print the daemon's events as they come (Ctrl-C to stop)."""
+    from dfd.daemon.subscriber import SequenceTracker, format_event, subscribe
+
+    tracker = SequenceTracker()
+    events = subscribe(
+        endpoint or settings.serve.pub, topics or ("",), timeout_s=timeout, max_events=count
+    )
+    try:
+        for event in events:
+            # seq counts every topic, so gaps are only meaningful when receiving them all
+            gap = tracker.observe(event) if not topics else None
+            if gap is not None:
+                click.echo(f"# {gap.describe()}", err=True)
+            click.echo(json.dumps(event) if as_json else format_event(event))
+    except KeyboardInterrupt:
+        pass
 
 
 @contextlib.contextmanager

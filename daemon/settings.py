@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from dfd.core.typed_config import ConfigError, build_dataclass
+from dfd.daemon.decisions import DecisionPolicy
 from dfd.daemon.logs import LEVELS, LogFormat
+from dfd.daemon.speech import SpeechGate
 from dfd.dsp.framer import WindowGeometry
 
 
@@ -46,9 +50,107 @@ class DspSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class PipelineSettings:
+    """How windows are batched and shed (see ``dfd.daemon.pipeline``)."""
+
+    batch_size: int = 16
+    max_batch_delay_s: float = 0.0  # 0: dispatch when a worker is free; batches form under load
+    max_queued_windows_per_stream: int = 8
+    score_silence: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"pipeline.batch_size must be at least 1, got {self.batch_size}")
+        if self.max_batch_delay_s < 0:
+            raise ConfigError("pipeline.max_batch_delay_s must not be negative")
+        if self.max_queued_windows_per_stream < 1:
+            raise ConfigError("pipeline.max_queued_windows_per_stream must be at least 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    """The detectors: bundle folders (``default`` = the embedded model), how their scores fuse,
+    and where they run."""
+
+    bundles: tuple[str, ...] = ("default",)
+    weights: tuple[float, ...] | None = None  # one per bundle; equal when absent
+    threshold: Literal["eer", "far_1pct"] | float = "eer"  # a card's threshold, or a number
+    hop_s: float | None = None  # None: each bundle's own hop
+    device: str = "auto"  # ONNX Runtime: auto | cpu | cuda | cuda:N
+    workers: int = 0  # detector worker processes; 0: one per CPU core (one when on CUDA)
+    threads_per_worker: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.bundles:
+            raise ConfigError("models.bundles must name at least one bundle")
+        if self.weights is not None and len(self.weights) != len(self.bundles):
+            raise ConfigError("models.weights must give one weight per bundle")
+        if self.workers < 0 or self.threads_per_worker < 1:
+            raise ConfigError("models.workers must be >= 0 and models.threads_per_worker >= 1")
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def endpoint_host(endpoint: str) -> str | None:
+    """The host of ``tcp://HOST:PORT`` or ``HOST:PORT``; None for ipc:// and inproc://."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return None
+    address = endpoint.removeprefix("tcp://").removeprefix("udp://")
+    host, _, _ = address.rpartition(":")
+    return host
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeSettings:
+    """``dfd serve``: where audio comes in and events go out."""
+
+    pub: str = "tcp://127.0.0.1:5555"  # the event bus (ZeroMQ PUB)
+    rtp: tuple[str, ...] = ()  # HOST:PORT to receive RTP on
+    pcm: tuple[str, ...] = ()  # ZeroMQ PULL endpoints for pushed PCM
+    devices: tuple[str, ...] = ()  # sound input devices (sounddevice names or indices)
+    device_channels: int = 1
+    wav: tuple[str, ...] = ()  # files played at real-time pace (demos, load tests)
+    state_directory: str | None = (
+        None  # alert journal; None: $STATE_DIRECTORY or ~/.local/state/dfd
+    )
+    status_interval_s: float = 5.0
+    journal_fsync_interval_s: float = 1.0
+    intake_queue: int = (
+        20_000  # capture events waiting for the pipeline; beyond, counted and dropped
+    )
+    publish_scores: bool = False  # per-window scores on the `score` topic
+    allow_remote_endpoints: bool = False  # bind to other hosts than localhost
+
+    def __post_init__(self) -> None:
+        if self.status_interval_s <= 0 or self.journal_fsync_interval_s < 0:
+            raise ConfigError("serve.status_interval_s must be > 0, journal_fsync_interval_s >= 0")
+        if self.intake_queue < 1:
+            raise ConfigError("serve.intake_queue must be at least 1")
+        if not self.allow_remote_endpoints:
+            for endpoint in (self.pub, *self.rtp, *self.pcm):
+                host = endpoint_host(endpoint)
+                if host is not None and host not in LOCAL_HOSTS:
+                    raise ConfigError(
+                        f"serve: {endpoint} binds to {host or 'every interface'}, not localhost; "
+                        f"set serve.allow_remote_endpoints = true to allow it"
+                    )
+
+    def journal_path(self) -> Path:
+        folder = self.state_directory or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        base = Path(folder) if folder else Path.home() / ".local" / "state" / "dfd"
+        return base / "alerts.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     logging: LoggingSettings = dataclasses.field(default_factory=LoggingSettings)
     dsp: DspSettings = dataclasses.field(default_factory=DspSettings)
+    models: ModelSettings = dataclasses.field(default_factory=ModelSettings)
+    pipeline: PipelineSettings = dataclasses.field(default_factory=PipelineSettings)
+    decision: DecisionPolicy = dataclasses.field(default_factory=DecisionPolicy)
+    speech: SpeechGate = dataclasses.field(default_factory=SpeechGate)
+    serve: ServeSettings = dataclasses.field(default_factory=ServeSettings)
 
 
 def load_settings(path: Path | None) -> Settings:

@@ -92,7 +92,7 @@ def load_audio(path: str | Path, sample_rate: int = PIPELINE_SAMPLE_RATE) -> Rec
         try:
             samples, rate, source_format = _decode_with_soundfile(path)
         except soundfile.LibsndfileError:
-            rate, channels, codec = _probe_with_ffmpeg(path)
+            rate, channels, codec = probe_with_ffmpeg(path)
             samples = _decode_with_ffmpeg(path, input_args=[]).reshape(-1, channels).T
             source_format = codec
     if samples.shape[1] == 0:
@@ -142,7 +142,7 @@ def ffmpeg_executable(tool: str = "ffmpeg") -> str:
     return executable
 
 
-def _probe_with_ffmpeg(path: Path) -> tuple[int, int, str]:
+def probe_with_ffmpeg(path: Path) -> tuple[int, int, str]:
     command = [
         ffmpeg_executable("ffprobe"),
         "-v", "error",

@@ -37,7 +37,7 @@ def main() -> None:
         tracks[1 - channel] += [np.zeros_like(speech), gap]
     call = np.stack([np.concatenate(track) for track in tracks], axis=1)
     soundfile.write(OUT, 0.7 * call / np.abs(call).max(), RATE, subtype="ULAW")
-    print(f"wrote {OUT} ({len(call) / RATE:.1f} s)")  # noqa: T201
+    print(f"wrote {OUT} ({len(call) / RATE:.1f} s)")
 
 
 if __name__ == "__main__":

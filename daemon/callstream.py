@@ -1,0 +1,175 @@
+"""``CallStream``: everything the pipeline keeps for one party of one call.
+
+A stream turns that party's audio chunks (at the source's rate) into 16 kHz windows, marks each
+window speech or not, and, as the scores come back, applies them to its decision state strictly
+in window order, whatever order the batches finish in. Windows shed under overload or lost with
+a worker are applied as unscored, so the order never stalls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from dfd.daemon.decisions import DecisionPolicy, DecisionState, Transition
+from dfd.daemon.speech import SpeechGate
+from dfd.dsp.extract import repeat_to_window
+from dfd.dsp.framer import WindowFramer, WindowGeometry
+from dfd.dsp.stream_resample import StreamResampler
+
+
+@dataclasses.dataclass(eq=False)
+class PendingWindow:
+    """A window waiting to be scored. ``ready_at``: monotonic time its last sample arrived."""
+
+    stream: CallStream
+    index: int  # the stream's window counter, from 0
+    start: int  # first sample, 16 kHz, from the start of the stream
+    end: int  # one past the last real sample (shorter than start + window only at the end)
+    samples: np.ndarray
+    speech: bool
+    ready_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowOutcome:
+    """A window applied to the decision state, in stream order."""
+
+    window: PendingWindow
+    score: float | None  # None: not scored (no speech in a live call, shed, or lost)
+    raw: float | None
+    transition: Transition | None
+
+
+class CallStream:
+    def __init__(
+        self,
+        call_id: str,
+        channel: int,
+        source: str,
+        source_rate: int,
+        geometry: WindowGeometry,
+        gate: SpeechGate,
+        policy: DecisionPolicy,
+        threshold: float,
+    ) -> None:
+        self.threshold = threshold
+        self.call_id, self.channel, self.source = call_id, channel, source
+        self.source_rate = source_rate
+        self.geometry = geometry
+        self.gate = gate
+        self.decision = DecisionState(policy)
+        self._resampler = StreamResampler(source_rate, geometry.sample_rate)
+        self._framer = WindowFramer(geometry)
+        self._held: list[np.ndarray] = []  # source-rate input not yet resampled
+        self._held_samples = 0
+        self._last_window: np.ndarray | None = None
+        self._last_window_start = 0
+        self._next_index = 0
+        self._next_to_apply = 0
+        self._results: dict[int, tuple[PendingWindow, float | None, float | None]] = {}
+        self.queued = 0  # windows waiting for a batch
+        self.in_flight = 0  # windows in a batch being scored
+        self.ending = False
+        self.end_reason = ""
+
+    @property
+    def samples_received(self) -> int:
+        """16 kHz samples received so far."""
+        return self._framer.samples_received
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples_received / self.geometry.sample_rate
+
+    @property
+    def done(self) -> bool:
+        """Ended, and every window applied."""
+        return self.ending and self._next_to_apply == self._next_index
+
+    def seconds(self, sample: int) -> float:
+        return sample / self.geometry.sample_rate
+
+    def push(self, samples: np.ndarray, arrived: float) -> list[PendingWindow]:
+        """Add source-rate samples; return the windows they complete.
+
+        Resampling costs a fixed overhead per call, so input is held until it completes the
+        next window (about one hop of audio per call) and resampled in one go."""
+        if self.ending:
+            raise ValueError(f"{self.call_id} channel {self.channel} has already ended")
+        self._held.append(np.asarray(samples, dtype=np.float32))
+        self._held_samples += len(samples)
+        if self._held_samples < self._input_needed():
+            return []
+        return self._release(arrived)
+
+    def _input_needed(self) -> int:
+        """Source samples that must be held before the next window can be cut."""
+        next_end = self._framer.next_window_start + self.geometry.window_samples
+        missing = max(0, next_end - self._framer.samples_received)
+        ratio = self.source_rate / self.geometry.sample_rate
+        return math.ceil(missing * ratio) + self._resampler.delay_samples
+
+    def _release(self, arrived: float) -> list[PendingWindow]:
+        held = np.concatenate(self._held) if len(self._held) > 1 else self._held[0]
+        self._held, self._held_samples = [], 0
+        resampled = self._resampler.push(held)
+        return [
+            self._pending(w.start, w.samples, w.end, arrived) for w in self._framer.push(resampled)
+        ]
+
+    def finish(self, reason: str, arrived: float) -> list[PendingWindow]:
+        """End of the stream: the windows still to come, including one over the uncovered tail
+        (the last full window's worth of audio, or the whole call repeated if it is shorter)."""
+        self.ending, self.end_reason = True, reason
+        windows = self._release(arrived) if self._held else []
+        windows += [
+            self._pending(w.start, w.samples, w.end, arrived)
+            for w in self._framer.push(self._resampler.finish())
+        ]
+        tail = self._framer.finish()
+        if tail is not None:
+            end = tail.start + tail.valid_samples
+            length = self.geometry.window_samples
+            previous_end = self._last_window_start + length
+            if self._last_window is None or previous_end < tail.start:
+                # Shorter than one window (or windows that leave gaps): repeat what there is.
+                samples = repeat_to_window(tail.samples[: tail.valid_samples], self.geometry)
+                windows.append(self._pending(tail.start, samples, end, arrived))
+            else:
+                beyond = tail.samples[previous_end - tail.start : tail.valid_samples]
+                joined = np.concatenate([self._last_window, beyond])
+                offset = end - length - self._last_window_start
+                windows.append(
+                    self._pending(end - length, joined[offset : offset + length], end, arrived)
+                )
+        return windows
+
+    def _pending(self, start: int, samples: np.ndarray, end: int, arrived: float) -> PendingWindow:
+        window = PendingWindow(
+            self,
+            self._next_index,
+            start,
+            min(end, start + len(samples)),
+            samples,
+            self.gate.is_speech(samples, self.geometry.sample_rate),
+            arrived,
+        )
+        self._next_index += 1
+        self._last_window, self._last_window_start = samples, start
+        return window
+
+    def resolve(
+        self, window: PendingWindow, score: float | None, raw: float | None
+    ) -> list[WindowOutcome]:
+        """Record a window's score; apply every window now complete in order."""
+        self._results[window.index] = (window, score, raw)
+        outcomes = []
+        while self._next_to_apply in self._results:
+            pending, score, raw = self._results.pop(self._next_to_apply)
+            self._next_to_apply += 1
+            transition = self.decision.update(score, pending.speech, self.threshold)
+            outcomes.append(WindowOutcome(pending, score, raw, transition))
+        return outcomes

@@ -1,0 +1,150 @@
+"""The detectors a pipeline runs: bundles loaded and checked together, and how they fuse.
+
+Every bundle says its own window, front end, calibration and thresholds (its model card). The
+models of one pipeline must agree on the window length, since their scores for the same stretch
+of audio are fused into one: the calibrated scores (P(synthetic)) are averaged with weights, and
+so are their thresholds. With a single model, fusion is the identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from dfd.core.typed_config import ConfigError
+from dfd.detectors.bundle import Bundle, BundleError, load_bundle
+from dfd.dsp.framer import WindowGeometry
+from dfd.dsp.frontends import FrontendSpec
+
+ThresholdName = Literal["eer", "far_1pct"]
+DEFAULT_MODEL = "default"  # the bundle shipped inside the package
+
+
+def default_bundle_path() -> Path:
+    """The embedded default bundle (package data of ``dfd.detectors``)."""
+    return Path(str(resources.files("dfd.detectors").joinpath("default")))
+
+
+def resolve_bundle_path(name: str | Path) -> Path:
+    return default_bundle_path() if str(name) == DEFAULT_MODEL else Path(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    bundle: Bundle
+    threshold: float
+    weight: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return self.bundle.card.family
+
+    @property
+    def version(self) -> str:
+        return self.bundle.card.version
+
+    def score(self, raw: np.ndarray) -> np.ndarray:
+        return self.bundle.card.calibration.apply(raw)
+
+
+def pick_threshold(bundle: Bundle, threshold: ThresholdName | float) -> float:
+    """A number is taken as given; a name is read from the bundle's card."""
+    if isinstance(threshold, int | float):
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"threshold must lie in [0, 1], got {threshold}")
+        return float(threshold)
+    value = getattr(bundle.card.thresholds, threshold, None)
+    if value is None:
+        raise BundleError(
+            f"{bundle.path}: the model card has no {threshold!r} threshold (an uncalibrated "
+            f"import?); give the threshold as a number"
+        )
+    return float(value)
+
+
+class ModelSet:
+    """The loaded models, one window geometry for all, and score fusion."""
+
+    def __init__(
+        self,
+        models: Sequence[LoadedModel],
+        hop_s: float | None = None,
+        window_s: float | None = None,
+    ) -> None:
+        if not models:
+            raise ConfigError("at least one model is needed")
+        windows = {m.bundle.window.samples for m in models}
+        if len(windows) > 1:
+            described = ", ".join(f"{m.bundle.path} ({m.bundle.window.window_s} s)" for m in models)
+            raise BundleError(f"models fused together must share one window length: {described}")
+        first = models[0].bundle.window
+        window_s = window_s or first.window_s
+        if window_s != first.window_s:
+            for model in models:
+                if all(isinstance(dim, int) for dim in model.bundle.feature_shape):
+                    raise BundleError(
+                        f"{model.bundle.path}: the model's graph takes {first.window_s} s windows "
+                        f"only; it cannot score {window_s} s windows"
+                    )
+        self.models = list(models)
+        try:
+            self.geometry = WindowGeometry(first.sample_rate, window_s, hop_s or first.hop_s)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+        total = sum(m.weight for m in models)
+        self.weights = np.array([m.weight / total for m in models])
+        self.threshold = float(np.dot(self.weights, [m.threshold for m in models]))
+
+    @classmethod
+    def load(
+        cls,
+        paths: Sequence[str | Path],
+        threshold: ThresholdName | float = "eer",
+        weights: Sequence[float] | None = None,
+        hop_s: float | None = None,
+        window_s: float | None = None,
+    ) -> ModelSet:
+        weights = list(weights) if weights is not None else [1.0] * len(paths)
+        if len(weights) != len(paths) or any(w <= 0 or not math.isfinite(w) for w in weights):
+            raise ConfigError("give one positive weight per model")
+        models = []
+        for path, weight in zip(paths, weights, strict=True):
+            bundle = load_bundle(resolve_bundle_path(path))
+            models.append(LoadedModel(bundle, pick_threshold(bundle, threshold), weight))
+        return cls(models, hop_s, window_s)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [m.bundle.path for m in self.models]
+
+    @property
+    def frontend_specs(self) -> list[FrontendSpec]:
+        return [m.bundle.frontend_spec for m in self.models]
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """``{"name", "version"}`` for events: joined with ``+`` when several models fuse."""
+        return {
+            "name": "+".join(m.name for m in self.models),
+            "version": "+".join(m.version for m in self.models),
+        }
+
+    def fuse(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``raw`` (models, windows) -> (fused P(synthetic), fused raw), each (windows,).
+
+        The fused raw output is the raw output itself for one model, else the weighted mean of
+        the calibrated log-odds.
+        """
+        scores = np.stack([m.score(r) for m, r in zip(self.models, raw, strict=True)])
+        fused = (self.weights[:, None] * scores).sum(axis=0).astype(np.float32)
+        if len(self.models) == 1:
+            return fused, np.asarray(raw[0], dtype=np.float32)
+        clipped = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
+        log_odds = (self.weights[:, None] * np.log(clipped / (1 - clipped))).sum(axis=0)
+        return fused, log_odds.astype(np.float32)

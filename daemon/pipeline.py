@@ -1,0 +1,314 @@
+"""The pipeline: capture events in, decisions and events out. ``dfd serve`` and ``dfd replay``
+drive this same object; only where the audio comes from and how fast differs.
+
+::
+
+    accept(AudioChunk)  -> CallStream (resample, frame, speech gate) -> queue of ready windows
+    pump()              -> batches across calls -> FeatureStage -> Scorer (ONNX Runtime)
+                        -> fused calibrated score -> CallStream decisions, in window order
+                        -> events: call.started, score, alert.raised, alert.cleared, call.ended
+
+The queue of ready windows is bounded per stream: when a stream has more than
+``max_queued_windows_per_stream`` windows waiting (the host cannot keep up), its oldest waiting
+window is shed and counted, so a backlog never grows without bound and the newest audio is
+judged first. In a live call, windows without speech are not scored at all (``score_silence``
+off); an audit scores them too and marks them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import structlog
+
+from dfd.daemon.callstream import CallStream, PendingWindow, WindowOutcome
+from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.decisions import DecisionPolicy
+from dfd.daemon.models import ModelSet
+from dfd.daemon.scoring import FeatureStage, Scorer
+from dfd.daemon.settings import PipelineSettings
+from dfd.daemon.speech import SpeechGate
+
+log = structlog.get_logger(__name__)
+
+
+class EventSink(Protocol):
+    def publish(self, topic: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclasses.dataclass
+class PipelineCounters:
+    streams_started: int = 0
+    streams_ended: int = 0
+    windows: int = 0  # windows cut
+    windows_scored: int = 0
+    windows_unscored: int = 0  # no speech in a live call
+    windows_shed: int = 0  # overload: dropped before scoring
+    windows_lost: int = 0  # in a batch whose worker failed twice
+    batches: int = 0
+    alerts_raised: int = 0
+    alerts_cleared: int = 0
+    chunks_rejected: int = 0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        models: ModelSet,
+        scorer: Scorer,
+        events: EventSink,
+        settings: PipelineSettings | None = None,
+        speech: SpeechGate | None = None,
+        decision: DecisionPolicy | None = None,
+        frontend_device: str = "auto",
+        clock: Callable[[], float] = time.monotonic,
+        latency_samples: int = 100_000,
+    ) -> None:
+        self.models = models
+        self.scorer = scorer
+        self.events = events
+        self.settings = settings or PipelineSettings()
+        self.speech = speech or SpeechGate()
+        self.decision = decision or DecisionPolicy()
+        self.features = FeatureStage(models.frontend_specs, frontend_device)
+        self.clock = clock
+        self.counters = PipelineCounters()
+        self._streams: dict[tuple[str, int], CallStream] = {}
+        self._ending: list[CallStream] = []
+        self._queue: collections.deque[PendingWindow] = collections.deque()
+        self._batches: dict[int, list[PendingWindow]] = {}
+        self._next_batch = 0
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
+        # Seconds from a window's last sample arriving to its score (or alert) being published.
+        self.score_latency: collections.deque[float] = collections.deque(maxlen=latency_samples)
+        self.alert_latency: collections.deque[float] = collections.deque(maxlen=latency_samples)
+
+    def swap_models(self, models: ModelSet, scorer: Scorer) -> None:
+        """Use new models from the next batch on (nothing may be in flight on the old scorer).
+        Open streams keep their framing; their threshold follows the new models."""
+        if self._batches:
+            raise RuntimeError("swap_models with batches still being scored")
+        self.models, self.scorer = models, scorer
+        self.features = FeatureStage(models.frontend_specs, str(self.features.bank.device))
+        for stream in [*self._streams.values(), *self._ending]:
+            stream.threshold = models.threshold
+
+    # -- intake -----------------------------------------------------------------------------
+
+    @property
+    def active_streams(self) -> int:
+        return len(self._streams)
+
+    @property
+    def queued_windows(self) -> int:
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, nothing being scored, no ended stream still settling."""
+        return not self._queue and not self._batches and not self._ending
+
+    def accept(self, event: CaptureEvent, source: str = "", arrived: float | None = None) -> None:
+        arrived = self.clock() if arrived is None else arrived
+        if isinstance(event, AudioChunk):
+            self._accept_chunk(event, source, arrived)
+        elif isinstance(event, StreamEnded):
+            self._end_stream((event.call_id, event.channel), event.reason, arrived)
+
+    def _accept_chunk(self, chunk: AudioChunk, source: str, arrived: float) -> None:
+        key = (chunk.call_id, chunk.channel)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._start_stream(chunk, source)
+        elif chunk.sample_rate != stream.source_rate:
+            self.counters.chunks_rejected += 1
+            log.warning(
+                "chunk rejected: sample rate changed mid-stream",
+                call_id=chunk.call_id,
+                channel=chunk.channel,
+                expected=stream.source_rate,
+                got=chunk.sample_rate,
+            )
+            return
+        self._enqueue(stream.push(chunk.samples, arrived))
+
+    def _start_stream(self, chunk: AudioChunk, source: str) -> CallStream:
+        stream = CallStream(
+            chunk.call_id,
+            chunk.channel,
+            source,
+            chunk.sample_rate,
+            self.models.geometry,
+            self.speech,
+            self.decision,
+            self.models.threshold,
+        )
+        self._streams[(chunk.call_id, chunk.channel)] = stream
+        self.counters.streams_started += 1
+        log.debug("call started", call_id=chunk.call_id, channel=chunk.channel, source=source)
+        self._publish("call.started", stream, source=source)
+        return stream
+
+    def _end_stream(self, key: tuple[str, int], reason: str, arrived: float) -> None:
+        stream = self._streams.pop(key, None)
+        if stream is None:
+            return
+        self._enqueue(stream.finish(reason, arrived))
+        self._ending.append(stream)
+        self._settle_ended()
+
+    def end_all(self, reason: str) -> None:
+        """End every open stream (the daemon is stopping)."""
+        now = self.clock()
+        for key in list(self._streams):
+            self._end_stream(key, reason, now)
+
+    def _enqueue(self, windows: list[PendingWindow]) -> None:
+        for window in windows:
+            self.counters.windows += 1
+            stream = window.stream
+            if not window.speech and not self.settings.score_silence:
+                self.counters.windows_unscored += 1
+                self._apply(stream.resolve(window, None, None))
+                continue
+            self._queue.append(window)
+            stream.queued += 1
+            if stream.queued > self.settings.max_queued_windows_per_stream:
+                self._shed_oldest(stream)
+
+    def _shed_oldest(self, stream: CallStream) -> None:
+        oldest = next(w for w in self._queue if w.stream is stream)
+        self._queue.remove(oldest)
+        stream.queued -= 1
+        self.counters.windows_shed += 1
+        self._apply(stream.resolve(oldest, None, None))
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def pump(self, timeout: float = 0.0, flush: bool = False) -> None:
+        """Dispatch what is ready, then take finished batches (waiting up to ``timeout``)."""
+        dispatched = self._dispatch(flush)
+        for batch_id, raw in self.scorer.collect(0.0 if dispatched else timeout):
+            self._finish_batch(batch_id, raw)
+        self._settle_ended()
+
+    def drain(self) -> None:
+        """Score everything queued and wait for every batch and ended stream to settle."""
+        while not self.idle:
+            self.pump(timeout=0.05, flush=True)
+
+    def _dispatch(self, flush: bool) -> bool:
+        dispatched = False
+        size = self.settings.batch_size
+        while self._queue and self.scorer.free_slots > 0:
+            waited = self.clock() - self._queue[0].ready_at
+            if not flush and len(self._queue) < size and waited < self.settings.max_batch_delay_s:
+                break
+            batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
+            for window in batch:
+                window.stream.queued -= 1
+                window.stream.in_flight += 1
+            features = self.features.compute(np.stack([w.samples for w in batch]))
+            batch_id, self._next_batch = self._next_batch, self._next_batch + 1
+            self._batches[batch_id] = batch
+            self.scorer.submit(batch_id, features)
+            self.counters.batches += 1
+            self.batch_sizes[len(batch)] += 1
+            dispatched = True
+        return dispatched
+
+    def _finish_batch(self, batch_id: int, raw: np.ndarray | None) -> None:
+        batch = self._batches.pop(batch_id)
+        if raw is None:
+            self.counters.windows_lost += len(batch)
+            scores: list[float | None] = [None] * len(batch)
+            raws: list[float | None] = [None] * len(batch)
+        else:
+            fused, fused_raw = self.models.fuse(raw)
+            scores, raws = [float(s) for s in fused], [float(r) for r in fused_raw]
+            self.counters.windows_scored += len(batch)
+        for window, score, window_raw in zip(batch, scores, raws, strict=True):
+            window.stream.in_flight -= 1
+            self._apply(window.stream.resolve(window, score, window_raw))
+
+    # -- decisions and events ---------------------------------------------------------------
+
+    def _apply(self, outcomes: list[WindowOutcome]) -> None:
+        for outcome in outcomes:
+            window, stream = outcome.window, outcome.window.stream
+            span = {"start": stream.seconds(window.start), "end": stream.seconds(window.end)}
+            self._publish(
+                "score", stream, **span, score=outcome.score, raw=outcome.raw, speech=window.speech
+            )
+            if outcome.score is not None:
+                self.score_latency.append(self.clock() - window.ready_at)
+            if outcome.transition is None:
+                continue
+            decision = stream.decision
+            counts = {"over": decision.over, "of": decision.policy.of}
+            self._publish(
+                f"alert.{outcome.transition}", stream, **span, score=outcome.score, **counts
+            )
+            if outcome.transition == "raised":
+                self.counters.alerts_raised += 1
+                self.alert_latency.append(self.clock() - window.ready_at)
+                log.warning(
+                    "alert raised",
+                    call_id=stream.call_id,
+                    channel=stream.channel,
+                    start=span["start"],
+                    score=outcome.score,
+                    model=self.models.identity["name"],
+                )
+            else:
+                self.counters.alerts_cleared += 1
+                log.info("alert cleared", call_id=stream.call_id, channel=stream.channel)
+
+    def _settle_ended(self) -> None:
+        still_ending = []
+        for stream in self._ending:
+            if not stream.done:
+                still_ending.append(stream)
+                continue
+            decision = stream.decision
+            self.counters.streams_ended += 1
+            self._publish(
+                "call.ended",
+                stream,
+                start=0.0,
+                end=stream.duration_s,
+                score=decision.max_score,
+                reason=stream.end_reason,
+                duration=stream.duration_s,
+                verdict=decision.verdict,
+                windows=decision.windows,
+                speech_windows=decision.speech_windows,
+                max_score=decision.max_score,
+                alerts=decision.alerts,
+            )
+            log.debug(
+                "call ended",
+                call_id=stream.call_id,
+                channel=stream.channel,
+                verdict=decision.verdict,
+                reason=stream.end_reason,
+            )
+        self._ending = still_ending
+
+    def _publish(self, topic: str, stream: CallStream, **fields: Any) -> None:
+        body: dict[str, Any] = {
+            "call_id": stream.call_id,
+            "channel": stream.channel,
+            "start": None,
+            "end": None,
+            "score": None,
+            "threshold": stream.threshold,
+            "model": self.models.identity,
+        }
+        body.update(fields)
+        self.events.publish(topic, body)

@@ -1,0 +1,366 @@
+"""``dfd replay``: audit recordings through the live pipeline, as fast as the machine allows.
+
+Each file is one call (its path is the call id), each of its channels one party. The file is
+read block by block at its own rate and fed to the very ``Pipeline`` that ``dfd serve`` runs, with
+``score_silence`` on: an audit wants the whole timeline, so windows without speech are scored
+too, marked ``speech: false``, and never count towards an alert.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+import numpy as np
+import structlog
+
+from dfd.core.typed_config import ConfigError
+from dfd.daemon.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.models import ModelSet
+from dfd.daemon.pipeline import EventSink, Pipeline
+from dfd.daemon.scoring import InProcessScorer
+from dfd.daemon.settings import Settings
+from dfd.detectors.bundle import BundleError
+from dfd.dsp.audio_io import AudioDecodeError, MissingToolError
+from dfd.dsp.audio_stream import open_audio_stream
+
+log = structlog.get_logger(__name__)
+
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".g722", ".gsm"}
+    | {".ul", ".ulaw", ".mulaw", ".al", ".alaw", ".sln", ".sln16", ".raw", ".au", ".aiff"}
+)
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; directories searched recursively for audio files, in sorted order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+            )
+        else:
+            found.append(path)
+    return found
+
+
+class ReplayRecorder:
+    """The pipeline's event sink during a replay: keeps every event (scores included) and
+    forwards them to a real bus when ``--publish`` asked for one."""
+
+    def __init__(self, forward: EventSink | None = None) -> None:
+        self.forward = forward
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, topic: str, body: dict[str, Any]) -> dict[str, Any]:
+        event = self.forward.publish(topic, body) if self.forward is not None else None
+        self.events.append((topic, dict(body)))
+        return event if event is not None else body
+
+    def take(self, call_id: str) -> list[tuple[str, dict[str, Any]]]:
+        mine = [(t, b) for t, b in self.events if b.get("call_id") == call_id]
+        self.events = [(t, b) for t, b in self.events if b.get("call_id") != call_id]
+        return mine
+
+
+@dataclasses.dataclass
+class FileReport:
+    path: str
+    duration_s: float
+    channels: int
+    sample_rate: int
+    source_format: str
+    elapsed_s: float
+    threshold: float
+    model: dict[str, str]
+    windows: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]
+    channel_verdicts: dict[int, str]
+
+    @property
+    def verdict(self) -> str:
+        verdicts = set(self.channel_verdicts.values())
+        for verdict in ("synthetic", "bona fide"):
+            if verdict in verdicts:
+                return verdict
+        return "no speech"
+
+    @property
+    def alerted(self) -> bool:
+        return any(a["topic"] == "alert.raised" for a in self.alerts)
+
+    @property
+    def speed(self) -> float:
+        """Times faster than real time."""
+        return self.duration_s / self.elapsed_s if self.elapsed_s > 0 else float("inf")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "duration": round(self.duration_s, 3),
+            "channels": self.channels,
+            "sample_rate": self.sample_rate,
+            "format": self.source_format,
+            "model": self.model,
+            "threshold": self.threshold,
+            "verdict": self.verdict,
+            "channel_verdicts": {str(c): v for c, v in sorted(self.channel_verdicts.items())},
+            "alerts": self.alerts,
+            "windows": self.windows,
+            "elapsed": round(self.elapsed_s, 3),
+            "speed": round(self.speed, 1),
+        }
+
+
+def replay_file(
+    pipeline: Pipeline,
+    recorder: ReplayRecorder,
+    path: Path,
+    progress: Callable[[float, float | None], None] | None = None,
+    block_s: float = 1.0,
+) -> FileReport:
+    """Feed one file through the pipeline and wait for every window's verdict."""
+    started = time.perf_counter()
+    info, blocks = open_audio_stream(path, block_s)
+    call_id = str(path)
+    fed = 0
+    try:
+        for block in _blocks_checked(blocks, path):
+            for channel, samples in enumerate(block):
+                pipeline.accept(AudioChunk(call_id, channel, samples, info.sample_rate), "replay")
+            pipeline.pump()
+            fed += block.shape[1]
+            if progress is not None:
+                progress(fed / info.sample_rate, info.duration_s)
+    except Exception:
+        # A file that fails part-way must not leave its streams open in the pipeline (their
+        # windows would be scored during the next file, and no call.ended would be published).
+        for channel in range(info.channels):
+            pipeline.accept(StreamEnded(call_id, channel, "decode-error"))
+        pipeline.drain()
+        recorder.take(call_id)
+        raise
+    for channel in range(info.channels):
+        pipeline.accept(StreamEnded(call_id, channel, "end-of-file"))
+    pipeline.drain()
+    elapsed = time.perf_counter() - started
+    events = recorder.take(call_id)
+    windows = [_window_row(body) for topic, body in events if topic == "score"]
+    alerts = [_alert_row(topic, body) for topic, body in events if topic.startswith("alert.")]
+    verdicts = {b["channel"]: b["verdict"] for t, b in events if t == "call.ended"}
+    return FileReport(
+        path=call_id,
+        duration_s=fed / info.sample_rate,
+        channels=info.channels,
+        sample_rate=info.sample_rate,
+        source_format=info.source_format,
+        elapsed_s=elapsed,
+        threshold=pipeline.models.threshold,
+        model=pipeline.models.identity,
+        windows=windows,
+        alerts=alerts,
+        channel_verdicts=verdicts,
+    )
+
+
+def _blocks_checked(blocks: Iterator[np.ndarray], path: Path) -> Iterator[np.ndarray]:
+    for block in blocks:
+        if not np.isfinite(block).all():
+            raise AudioDecodeError(f"{path}: the audio holds NaN or infinite samples")
+        yield block
+
+
+def _window_row(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "channel": body["channel"],
+        "start": round(body["start"], 3),
+        "end": round(body["end"], 3),
+        "score": None if body["score"] is None else round(body["score"], 4),
+        "raw": None if body["raw"] is None else round(body["raw"], 4),
+        "speech": body["speech"],
+    }
+
+
+def _alert_row(topic: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "channel": body["channel"],
+        "start": round(body["start"], 3),
+        "end": round(body["end"], 3),
+        "score": round(body["score"], 4),
+        "over": body["over"],
+        "of": body["of"],
+    }
+
+
+# -- terminal rendering -----------------------------------------------------------------------
+
+_LEVELS = "▁▂▃▄▅▆▇█"
+
+
+def format_report(report: FileReport, width: int = 100) -> str:
+    """A readable timeline: one row of score bars per channel, alerts, verdicts."""
+    lines = [
+        f"{report.path}  {report.duration_s:.1f} s, {report.channels} channel(s), "
+        f"{report.source_format} {report.sample_rate} Hz",
+        f"model {report.model['name']} {report.model['version']}, threshold "
+        f"{report.threshold:.3f} (█ high = synthetic, · no speech, ! at or above threshold)",
+    ]
+    for channel in range(report.channels):
+        rows = [w for w in report.windows if w["channel"] == channel]
+        lines.append(f"  ch{channel} {_timeline(rows, report.threshold, width)}")
+        if rows:
+            hop = rows[1]["start"] - rows[0]["start"] if len(rows) > 1 else 0.0
+            lines.append(
+                f"      0 s{' ' * max(0, min(len(rows), width) - 8)}{rows[-1]['end']:.0f} s"
+                f"  ({len(rows)} windows, hop {hop:.2f} s)"
+            )
+    for alert in report.alerts:
+        what = "ALERT RAISED " if alert["topic"] == "alert.raised" else "alert cleared"
+        lines.append(
+            f"  {what} ch{alert['channel']} at {alert['start']:.1f}-{alert['end']:.1f} s, "
+            f"score {alert['score']:.3f} ({alert['over']} of the last {alert['of']} speech "
+            f"windows above threshold)"
+        )
+    verdicts = ", ".join(f"ch{c}: {v}" for c, v in sorted(report.channel_verdicts.items()))
+    lines.append(f"  verdict: {report.verdict.upper()}  ({verdicts})")
+    return "\n".join(lines)
+
+
+def _timeline(rows: list[dict[str, Any]], threshold: float, width: int) -> str:
+    if not rows:
+        return "(no windows)"
+    step = max(1, -(-len(rows) // width))
+    cells = []
+    for i in range(0, len(rows), step):
+        group = rows[i : i + step]
+        speech = [w for w in group if w["speech"] and w["score"] is not None]
+        if not speech:
+            cells.append("·")
+            continue
+        score = max(w["score"] for w in speech)
+        cells.append("!" if score >= threshold else _LEVELS[min(7, int(score * 8))])
+    return "".join(cells)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def run_replay(
+    settings: Settings,
+    paths: list[Path],
+    *,
+    bundles: list[str],
+    window_s: float | None = None,
+    hop_s: float | None = None,
+    threshold: str | float | None = None,
+    as_json: bool = False,
+    plot: Path | None = None,
+    publish: str | None = None,
+    device: str | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """``dfd replay``: 0 when no alert was raised, 1 when one was, 2 when anything failed."""
+    out = out or sys.stdout
+    files = expand_paths(paths)
+    if not files:
+        _error("no audio files found in " + ", ".join(map(str, paths)))
+        return 2
+    models_settings = settings.models
+    try:
+        models = ModelSet.load(
+            bundles or list(models_settings.bundles),
+            threshold=threshold if threshold is not None else models_settings.threshold,  # type: ignore[arg-type]
+            weights=None if bundles else models_settings.weights,
+            hop_s=hop_s or models_settings.hop_s,
+            window_s=window_s,
+        )
+        scorer = InProcessScorer(models.paths, device=device or models_settings.device)
+    except (BundleError, ConfigError, FileNotFoundError) as error:
+        _error(str(error))
+        return 2
+    bus = None
+    if publish:
+        from dfd.daemon.bus import EventBus
+
+        bus = EventBus(publish, publish_scores=True)
+    recorder = ReplayRecorder(bus)
+    audit = dataclasses.replace(settings.pipeline, score_silence=True, batch_size=32)
+    pipeline = Pipeline(
+        models,
+        scorer,
+        recorder,
+        audit,
+        speech=settings.speech,
+        decision=settings.decision,
+        frontend_device=device or settings.dsp.device,
+    )
+    failed = alerted = False
+    total_audio = total_elapsed = 0.0
+    try:
+        for number, path in enumerate(files, start=1):
+            try:
+                with _progress(path) as progress:
+                    report = replay_file(pipeline, recorder, path, progress)
+            except (AudioDecodeError, FileNotFoundError, MissingToolError, OSError) as error:
+                _error(str(error))
+                failed = True
+                continue
+            alerted |= report.alerted
+            total_audio += report.duration_s
+            total_elapsed += report.elapsed_s
+            if as_json:
+                click.echo(json.dumps(report.to_json(), allow_nan=False), file=out)
+            else:
+                click.echo(format_report(report), file=out)
+            if plot is not None:
+                from dfd.daemon.replay_plot import plot_report
+
+                target = plot if len(files) == 1 else plot.with_name(f"{plot.stem}-{number}.png")
+                plot_report(report, target)
+    finally:
+        scorer.close()
+        if bus is not None:
+            bus.close()
+    if total_elapsed > 0:
+        log.info(
+            "replay finished",
+            files=len(files),
+            audio_s=round(total_audio, 1),
+            elapsed_s=round(total_elapsed, 2),
+            faster_than_real_time=round(total_audio / total_elapsed, 1),
+        )
+        if not as_json:
+            click.echo(
+                f"{len(files)} file(s), {total_audio:.1f} s of audio in {total_elapsed:.1f} s: "
+                f"{total_audio / total_elapsed:.1f}x faster than real time",
+                file=out,
+            )
+    return 2 if failed else 1 if alerted else 0
+
+
+def _error(message: str) -> None:
+    click.echo(f"dfd replay: error: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _progress(path: Path) -> Iterator[Callable[[float, float | None], None] | None]:
+    """A progress bar on a terminal, for files long enough to need one."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=1000, label=path.name, file=sys.stderr) as bar:
+
+        def update(done_s: float, total_s: float | None) -> None:
+            if total_s and total_s > 60:
+                bar.update(round(1000 * done_s / total_s) - bar.pos)
+
+        yield update

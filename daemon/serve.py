@@ -1,0 +1,303 @@
+"""``dfd serve``: the daemon. Live sources feed the pipeline; events go out on the bus.
+
+Threads and processes:
+
+- each capture source runs its own thread(s) and hands events to ``intake``, a bounded queue
+  that never blocks them (when it is full, the event is counted and dropped);
+- the main thread runs the loop: take capture events, feed the ``Pipeline``, dispatch batches to
+  the detector worker processes, apply their scores, publish events, and every
+  ``status_interval_s`` a ``status`` event;
+- the detector workers (``WorkerPool``) are processes with their own ONNX Runtime sessions.
+
+Signals: SIGTERM and SIGINT stop the sources, let every open call finish (each gets its
+``call.ended``) and exit 0; SIGHUP loads the models again and swaps them in between two
+batches, or, when the new bundles fail to load, keeps the old ones and logs why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from dfd.daemon.bus import AlertJournal, EventBus
+from dfd.daemon.capture.base import CaptureEvent, Source
+from dfd.daemon.models import ModelSet
+from dfd.daemon.pipeline import Pipeline
+from dfd.daemon.scoring import WorkerPool
+from dfd.daemon.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+IDLE_WAIT_S = 0.005  # the loop's longest sleep when nothing is happening
+
+
+@dataclasses.dataclass
+class DaemonCounters:
+    intake_dropped: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+
+
+def load_models(settings: Settings, bundles: list[str] | None = None) -> ModelSet:
+    models = settings.models
+    return ModelSet.load(
+        bundles or list(models.bundles),
+        threshold=models.threshold,
+        weights=None if bundles else models.weights,
+        hop_s=models.hop_s,
+    )
+
+
+def start_pool(settings: Settings, models: ModelSet) -> WorkerPool:
+    import torch
+
+    config = settings.models
+    on_gpu = config.device.startswith("cuda") or (
+        config.device == "auto" and torch.cuda.is_available()
+    )
+    workers = config.workers or (1 if on_gpu else 0)
+    return WorkerPool(
+        models.paths, workers=workers, threads=config.threads_per_worker, device=config.device
+    )
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        sources: list[Source],
+        bundles: list[str] | None = None,
+        on_loop: Callable[[Daemon], None] | None = None,
+    ) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # the pipeline thread; detectors run in their own processes
+        self.settings = settings
+        self.sources = sources
+        self._bundles = bundles
+        self._on_loop = on_loop
+        self.counters = DaemonCounters()
+        self.intake: queue.Queue[tuple[str, CaptureEvent, float]] = queue.Queue(
+            settings.serve.intake_queue
+        )
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.started_at = time.monotonic()
+        self.models = load_models(settings, bundles)
+        self.pool = start_pool(settings, self.models)
+        serve = settings.serve
+        try:
+            journal = AlertJournal(serve.journal_path(), serve.journal_fsync_interval_s)
+            self.bus = EventBus(serve.pub, journal, publish_scores=serve.publish_scores)
+        except BaseException:
+            self.pool.close()
+            raise
+        self.pipeline = self._pipeline(self.models, self.pool)
+        self._last_status = time.monotonic()
+        self._windows_at_status = 0
+
+    def _pipeline(self, models: ModelSet, pool: WorkerPool) -> Pipeline:
+        return Pipeline(
+            models,
+            pool,
+            self.bus,
+            self.settings.pipeline,
+            speech=self.settings.speech,
+            decision=self.settings.decision,
+            frontend_device=self.settings.dsp.device,
+        )
+
+    # -- control ----------------------------------------------------------------------------
+
+    def request_stop(self, *_: Any) -> None:
+        self._stop.set()
+
+    def request_reload(self, *_: Any) -> None:
+        self._reload.set()
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.request_stop()
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self.request_reload()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Start the sources and run until asked to stop (or until every source with a natural
+        end, such as a WAV file, has finished and its calls have ended)."""
+        for source in self.sources:
+            source.start(self._sink_for(source))
+        log.info(
+            "serving",
+            sources=[s.name for s in self.sources],
+            pub=self.bus.endpoint,
+            models=self.models.identity,
+            threshold=round(self.models.threshold, 4),
+        )
+        try:
+            while not self._stop.is_set():
+                self.step()
+                if self._sources_done():
+                    log.info("every source finished")
+                    break
+        finally:
+            self.shutdown()
+
+    def _sources_done(self) -> bool:
+        return (
+            bool(self.sources)
+            and all(s.finished for s in self.sources)
+            and self.intake.empty()
+            and self.pipeline.active_streams == 0
+            and self.pipeline.idle
+        )
+
+    def step(self) -> None:
+        """One turn of the loop: intake, scoring, status, reload."""
+        took = self._take_intake()
+        self.pipeline.pump(timeout=0.0 if took else IDLE_WAIT_S)
+        now = time.monotonic()
+        if now - self._last_status >= self.settings.serve.status_interval_s:
+            self.publish_status(now)
+        if self._reload.is_set():
+            self._reload.clear()
+            self.reload()
+        if self._on_loop is not None:
+            self._on_loop(self)
+
+    def _sink_for(self, source: Source) -> Callable[[CaptureEvent], None]:
+        name, intake, counters = source.name, self.intake, self.counters
+
+        def sink(event: CaptureEvent) -> None:
+            try:
+                intake.put_nowait((name, event, time.monotonic()))
+            except queue.Full:
+                counters.intake_dropped += 1
+
+        return sink
+
+    def _take_intake(self, limit: int = 2000) -> int:
+        taken = 0
+        while taken < limit:
+            try:
+                name, event, arrived = self.intake.get_nowait()
+            except queue.Empty:
+                break
+            self.pipeline.accept(event, name, arrived)
+            taken += 1
+        return taken
+
+    def publish_status(self, now: float | None = None) -> dict[str, Any]:
+        now = time.monotonic() if now is None else now
+        counters = self.pipeline.counters
+        elapsed = max(now - self._last_status, 1e-9)
+        rate = (counters.windows - self._windows_at_status) / elapsed
+        self._last_status, self._windows_at_status = now, counters.windows
+        dropped = counters.windows_shed + counters.windows_lost + self.counters.intake_dropped
+        status = {
+            "call_id": None,
+            "channel": None,
+            "start": None,
+            "end": None,
+            "score": None,
+            "threshold": self.models.threshold,
+            "model": self.models.identity,
+            "calls": self.pipeline.active_streams,
+            "windows_per_second": round(rate, 2),
+            "dropped_windows": dropped,
+            "overload": self._overloaded(),
+            "queue_depth": self.pipeline.queued_windows + self.intake.qsize(),
+            "uptime": round(now - self.started_at, 1),
+        }
+        event = self.bus.publish("status", status)
+        log.info(
+            "status",
+            calls=status["calls"],
+            windows_per_second=status["windows_per_second"],
+            dropped_windows=dropped,
+        )
+        return event
+
+    def _overloaded(self) -> bool:
+        shed = self.pipeline.counters.windows_shed + self.counters.intake_dropped
+        overloaded = shed > getattr(self, "_shed_at_status", 0)
+        self._shed_at_status = shed
+        return overloaded
+
+    def reload(self) -> bool:
+        """Load the models again and swap them in; on any failure keep the running ones."""
+        log.info("reloading models")
+        try:
+            models = load_models(self.settings, self._bundles)
+            if models.geometry.window_samples != self.models.geometry.window_samples:
+                raise ValueError(
+                    "the new models take a different window length; restart the daemon to "
+                    "change it (open calls are framed for the old one)"
+                )
+            pool = start_pool(self.settings, models)
+        except Exception as error:  # noqa: BLE001 - any failure keeps the old models serving
+            self.counters.reload_failures += 1
+            log.error("reload failed; the previous models keep serving", error=str(error))
+            return False
+        while self.pipeline.scorer.in_flight:  # let the old workers finish their batches
+            self.pipeline.pump(timeout=IDLE_WAIT_S)
+        old_pool = self.pool
+        self.pipeline.swap_models(models, pool)
+        self.models, self.pool = models, pool
+        old_pool.close()
+        self.counters.reloads += 1
+        log.info("models reloaded", models=models.identity, threshold=round(models.threshold, 4))
+        return True
+
+    def shutdown(self) -> None:
+        log.info("stopping")
+        for source in self.sources:
+            source.stop()
+        self._take_intake(limit=10**9)
+        self.pipeline.end_all("daemon-stopping")
+        self.pipeline.drain()
+        self.publish_status()
+        self.bus.close()
+        self.pool.close()
+        log.info("stopped", **dataclasses.asdict(self.pipeline.counters))
+
+
+def build_sources(settings: Settings) -> list[Source]:
+    """The capture sources named in ``[serve]`` (and the command line)."""
+    serve = settings.serve
+    sources: list[Source] = []
+    if serve.rtp:
+        from dfd.daemon.capture.rtp import RtpSource
+
+        for address in serve.rtp:
+            host, _, port = address.rpartition(":")
+            sources.append(RtpSource(host=host or "127.0.0.1", port=int(port)))
+    if serve.pcm:
+        from dfd.daemon.capture.pcm_ingest import PcmIngestSource
+
+        sources += [PcmIngestSource(endpoint) for endpoint in serve.pcm]
+    if serve.devices:
+        from dfd.daemon.capture.devices import DeviceSource
+
+        for device in serve.devices:
+            name: str | int = int(device) if device.isdigit() else device
+            sources.append(DeviceSource(name, channels=serve.device_channels))
+    if serve.wav:
+        from dfd.daemon.capture.wavfile import WavSource
+
+        sources.append(WavSource(list(serve.wav), realtime=True))
+    return sources
