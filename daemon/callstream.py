@@ -9,7 +9,6 @@ a worker are applied as unscored, so the order never stalls.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -41,6 +40,7 @@ class WindowOutcome:
     score: float | None  # None: not scored (no speech in a live call, shed, or lost)
     raw: float | None
     transition: Transition | None
+    over: int  # recent speech windows at or above the threshold, this window included
 
 
 class CallStream:
@@ -108,9 +108,8 @@ class CallStream:
     def _input_needed(self) -> int:
         """Source samples that must be held before the next window can be cut."""
         next_end = self._framer.next_window_start + self.geometry.window_samples
-        missing = max(0, next_end - self._framer.samples_received)
-        ratio = self.source_rate / self.geometry.sample_rate
-        return math.ceil(missing * ratio) + self._resampler.delay_samples
+        needed = self._resampler.input_needed_for(next_end)
+        return max(0, needed - self._resampler.samples_received)
 
     def _release(self, arrived: float) -> list[PendingWindow]:
         held = np.concatenate(self._held) if len(self._held) > 1 else self._held[0]
@@ -171,5 +170,5 @@ class CallStream:
             pending, score, raw = self._results.pop(self._next_to_apply)
             self._next_to_apply += 1
             transition = self.decision.update(score, pending.speech, self.threshold)
-            outcomes.append(WindowOutcome(pending, score, raw, transition))
+            outcomes.append(WindowOutcome(pending, score, raw, transition, self.decision.over))
         return outcomes

@@ -249,8 +249,8 @@ class Pipeline:
                 self.score_latency.append(self.clock() - window.ready_at)
             if outcome.transition is None:
                 continue
-            decision = stream.decision
-            counts = {"over": decision.over, "of": decision.policy.of}
+            # outcome.over, not decision.over: later windows of the same run are applied already
+            counts = {"over": outcome.over, "of": stream.decision.policy.of}
             self._publish(
                 f"alert.{outcome.transition}", stream, **span, score=outcome.score, **counts
             )

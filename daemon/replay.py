@@ -325,7 +325,11 @@ def run_replay(
                 from dfd.daemon.replay_plot import plot_report
 
                 target = plot if len(files) == 1 else plot.with_name(f"{plot.stem}-{number}.png")
-                plot_report(report, target)
+                try:
+                    plot_report(report, target)
+                except (AudioDecodeError, OSError) as error:
+                    _error(f"cannot plot {path} to {target}: {error}")
+                    failed = True
     finally:
         scorer.close()
         if bus is not None:

@@ -36,6 +36,7 @@ from dfd.dsp.frontends import FrontendSpec
 log = structlog.get_logger(__name__)
 
 BatchResult = tuple[int, np.ndarray | None]
+MAX_RESTART_FAILURES = 3  # replacements in a row that fail to start before a slot is given up
 
 
 class FeatureStage:
@@ -146,7 +147,6 @@ class _Worker:
         self.process.start()
         child.close()
         self.job: _Job | None = None
-        self.retry: _Job | None = None  # a dead predecessor's batch, sent once this one is ready
         self.provider = ""
         self.ready = False
 
@@ -196,6 +196,8 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         self.restarts = 0
         self.lost_batches = 0
+        self._retries: list[_Job] = []  # batches of dead workers, waiting for a free worker
+        self._failures: dict[int, int] = {}  # slot -> replacements in a row that failed to start
         try:
             for index in range(count):
                 self._workers.append(self._spawn(index))
@@ -220,11 +222,12 @@ class WorkerPool:
 
     @property
     def free_slots(self) -> int:
-        return sum(1 for w in self._workers if w.ready and w.job is None)
+        idle = sum(1 for w in self._workers if w.ready and w.job is None)
+        return max(0, idle - len(self._retries))
 
     @property
     def in_flight(self) -> int:
-        return sum(1 for w in self._workers if w.job is not None or w.retry is not None)
+        return sum(1 for w in self._workers if w.job is not None) + len(self._retries)
 
     def submit(self, batch_id: int, features: list[np.ndarray]) -> None:
         self._send(_Job(batch_id, features))
@@ -242,6 +245,7 @@ class WorkerPool:
             worker.connection.send((job.batch_id, job.features))
 
     def collect(self, timeout: float) -> list[BatchResult]:
+        self._send_retries()
         busy = [w for w in self._workers if w.job is not None or not w.ready]
         if not busy:
             if timeout > 0:
@@ -268,21 +272,27 @@ class WorkerPool:
                     results.append((batch_id, raw))
             elif worker.process.sentinel in ready:
                 self._replace(worker, results)
+        self._send_retries()
         return results
 
     def _replace(self, dead: _Worker, results: list[BatchResult]) -> None:
         """Start a replacement for a dead worker without waiting for it (the others keep
         scoring); its batch is sent again once the replacement is ready, or reported lost if
         it had already been retried."""
-        job = dead.job or dead.retry
+        job = dead.job
         dead.process.join(1)
         log.error(
             "detector worker died; restarting", worker=dead.index, exitcode=dead.process.exitcode
         )
         dead.connection.close()
-        replacement = self._spawn(dead.index)
-        self._workers[self._workers.index(dead)] = replacement
-        self.restarts += 1
+        slot = self._workers.index(dead)
+        self._failures[slot] = self._failures.get(slot, 0) + (0 if dead.ready else 1)
+        if self._failures[slot] > MAX_RESTART_FAILURES:
+            log.error("detector worker keeps failing to start; slot left empty", worker=dead.index)
+            del self._workers[slot]
+        else:
+            self._workers[slot] = self._spawn(dead.index)
+            self.restarts += 1
         if job is None:
             return
         if job.attempts >= 2:
@@ -290,7 +300,14 @@ class WorkerPool:
             results.append((job.batch_id, None))
             return
         job.attempts += 1
-        replacement.retry = job
+        self._retries.append(job)  # the next worker to be free takes it
+
+    def _send_retries(self) -> None:
+        while self._retries:
+            worker = next((w for w in self._workers if w.ready and w.job is None), None)
+            if worker is None:
+                return
+            self._send_to(worker, self._retries.pop(0))
 
     def _started(self, worker: _Worker, results: list[BatchResult]) -> None:
         try:
@@ -300,10 +317,8 @@ class WorkerPool:
             log.error("detector worker failed to restart", error=str(error))
             self._replace(worker, results)
             return
+        self._failures[self._workers.index(worker)] = 0
         log.info("detector worker restarted", worker=worker.index, pid=worker.process.pid)
-        if worker.retry is not None:
-            job, worker.retry = worker.retry, None
-            self._send_to(worker, job)
 
     def close(self) -> None:
         for worker in self._workers:

@@ -180,11 +180,12 @@ class Daemon:
             self._on_loop(self)
 
     def _sink_for(self, source: Source) -> Callable[[CaptureEvent], None]:
-        name, intake, counters = source.name, self.intake, self.counters
+        kind = source.name  # rtp, pcm, device, wav: the event schema's `source`
+        intake, counters = self.intake, self.counters
 
         def sink(event: CaptureEvent) -> None:
             try:
-                intake.put_nowait((name, event, time.monotonic()))
+                intake.put_nowait((kind, event, time.monotonic()))
             except queue.Full:
                 counters.intake_dropped += 1
 
@@ -214,8 +215,8 @@ class Daemon:
             "start": None,
             "end": None,
             "score": None,
-            "threshold": self.models.threshold,
-            "model": self.models.identity,
+            "threshold": None,  # a status is about the daemon, not one model's decisions
+            "model": None,
             "calls": self.pipeline.active_streams,
             "windows_per_second": round(rate, 2),
             "dropped_windows": dropped,
@@ -285,11 +286,20 @@ def build_sources(settings: Settings) -> list[Source]:
 
         for address in serve.rtp:
             host, _, port = address.rpartition(":")
-            sources.append(RtpSource(host=host or "127.0.0.1", port=int(port)))
+            sources.append(
+                RtpSource(
+                    host=host or "127.0.0.1", port=int(port), idle_timeout_s=serve.idle_timeout_s
+                )
+            )
     if serve.pcm:
         from dfd.daemon.capture.pcm_ingest import PcmIngestSource
 
-        sources += [PcmIngestSource(endpoint) for endpoint in serve.pcm]
+        sources += [
+            PcmIngestSource(
+                endpoint, sample_rate=serve.pcm_rate, idle_timeout_s=serve.idle_timeout_s
+            )
+            for endpoint in serve.pcm
+        ]
     if serve.devices:
         from dfd.daemon.capture.devices import DeviceSource
 

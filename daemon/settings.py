@@ -108,6 +108,8 @@ class ServeSettings:
     pub: str = "tcp://127.0.0.1:5555"  # the event bus (ZeroMQ PUB)
     rtp: tuple[str, ...] = ()  # HOST:PORT to receive RTP on
     pcm: tuple[str, ...] = ()  # ZeroMQ PULL endpoints for pushed PCM
+    pcm_rate: int = 16_000  # sample rate of the s16le PCM pushed to the ingest endpoints
+    idle_timeout_s: float = 5.0  # an RTP or PCM stream silent this long has ended
     devices: tuple[str, ...] = ()  # sound input devices (sounddevice names or indices)
     device_channels: int = 1
     wav: tuple[str, ...] = ()  # files played at real-time pace (demos, load tests)
@@ -125,6 +127,8 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if self.status_interval_s <= 0 or self.journal_fsync_interval_s < 0:
             raise ConfigError("serve.status_interval_s must be > 0, journal_fsync_interval_s >= 0")
+        if self.pcm_rate < 1 or self.idle_timeout_s <= 0:
+            raise ConfigError("serve.pcm_rate and serve.idle_timeout_s must be positive")
         if self.intake_queue < 1:
             raise ConfigError("serve.intake_queue must be at least 1")
         if not self.allow_remote_endpoints:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,31 +86,36 @@ def _ffmpeg_blocks(
     ]  # fmt: skip
     frame_bytes = 4 * info.channels
     block_bytes = max(1, round(block_s * info.sample_rate)) * frame_bytes
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
-    assert process.stdout is not None and process.stderr is not None
-    delivered = 0
-    try:
-        pending = b""
-        while chunk := process.stdout.read(block_bytes):
-            pending += chunk
-            usable = len(pending) // frame_bytes * frame_bytes
-            if usable:
-                data = np.frombuffer(pending[:usable], dtype="<f4").reshape(-1, info.channels)
-                pending = pending[usable:]
-                delivered += len(data)
-                yield np.ascontiguousarray(data.T)
-        process.wait()
-        detail = process.stderr.read().decode(errors="replace").strip()
-        if process.returncode != 0:
-            raise AudioDecodeError(f"{info.path}: ffmpeg could not decode it ({detail})")
-        if delivered == 0:
-            raise AudioDecodeError(f"{info.path}: the file holds no audio frames")
-    finally:
-        if process.poll() is None:
-            process.kill()
-        with contextlib.suppress(Exception):
-            process.wait(5)
-        process.stdout.close()
-        process.stderr.close()
+    # ffmpeg's messages go to a file, not a pipe: a damaged file can make it write megabytes of
+    # them, and a pipe nobody reads until the end would fill and stall it (and us with it).
+    with tempfile.TemporaryFile() as messages:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=messages, stdin=subprocess.DEVNULL
+        )
+        assert process.stdout is not None
+        delivered = 0
+        try:
+            pending = b""
+            while chunk := process.stdout.read(block_bytes):
+                pending += chunk
+                usable = len(pending) // frame_bytes * frame_bytes
+                if usable:
+                    data = np.frombuffer(pending[:usable], dtype="<f4")
+                    data = data.reshape(-1, info.channels)
+                    pending = pending[usable:]
+                    delivered += len(data)
+                    yield np.ascontiguousarray(data.T)
+            process.wait()
+            if process.returncode != 0:
+                messages.seek(0)
+                lines = messages.read().decode(errors="replace").splitlines()
+                detail = "; ".join([line.strip() for line in lines if line.strip()][-2:])
+                raise AudioDecodeError(f"{info.path}: ffmpeg could not decode it ({detail})")
+            if delivered == 0:
+                raise AudioDecodeError(f"{info.path}: the file holds no audio frames")
+        finally:
+            if process.poll() is None:
+                process.kill()
+            with contextlib.suppress(Exception):
+                process.wait(5)
+            process.stdout.close()

@@ -51,6 +51,16 @@ class StreamResampler:
         """Input samples held back for context (the latency this stage adds)."""
         return self._context
 
+    @property
+    def samples_received(self) -> int:
+        return self._received
+
+    def input_needed_for(self, output_samples: int) -> int:
+        """How many input samples must have been pushed for the first ``output_samples`` output
+        samples to be final (returned by ``push``)."""
+        steps = math.ceil(output_samples / self._step_out)
+        return steps * self._step_in + self._context
+
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Add input samples; return every output sample that is now final."""
         chunk = np.asarray(chunk, dtype=np.float32)

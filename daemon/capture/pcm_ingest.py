@@ -105,7 +105,7 @@ class PcmIngestSource(Source):
     ``tcp://host:*`` or ``tcp://host:0`` picks a free port; ``endpoint`` then holds the one
     bound)."""
 
-    name = "pcm-ingest"
+    name = "pcm"
     TICK_MS = 50  # poll wait: bounds how long stop() and timeouts take to be noticed
 
     def __init__(
