@@ -485,7 +485,12 @@ def _threshold(value: str | None) -> str | float | None:
     help="Model bundle folder (repeat to fuse several); default: [models] bundles, or the "
     "embedded default model.",
 )
-@click.option("--window", "window_s", type=float, help="Window length in seconds (the model's).")
+@click.option(
+    "--window",
+    "window_s",
+    type=float,
+    help="Window length in seconds: the model's own (checked; others are refused).",
+)
 @click.option("--hop", "hop_s", type=float, help="Hop between windows in seconds (the model's).")
 @click.option(
     "--threshold", help="eer, far_1pct (the model card's) or a number; default [models] threshold."

@@ -86,12 +86,11 @@ class ModelSet:
         first = models[0].bundle.window
         window_s = window_s or first.window_s
         if window_s != first.window_s:
-            for model in models:
-                if all(isinstance(dim, int) for dim in model.bundle.feature_shape):
-                    raise BundleError(
-                        f"{model.bundle.path}: the model's graph takes {first.window_s} s windows "
-                        f"only; it cannot score {window_s} s windows"
-                    )
+            # A model scores the window length it was trained and calibrated on, and no other.
+            raise BundleError(
+                f"{models[0].bundle.path}: the model takes {first.window_s} s windows only; "
+                f"it cannot score {window_s} s windows"
+            )
         self.models = list(models)
         try:
             self.geometry = WindowGeometry(first.sample_rate, window_s, hop_s or first.hop_s)
