@@ -522,6 +522,8 @@ def replay(
     """
     from dfd.daemon.replay import run_replay
 
+    if settings.logging.level == "info":  # the report says it all; keep stderr for problems
+        configure_logging("warning", settings.logging.format)
     code = run_replay(
         settings,
         list(paths),

@@ -257,7 +257,7 @@ class Pipeline:
             if outcome.transition == "raised":
                 self.counters.alerts_raised += 1
                 self.alert_latency.append(self.clock() - window.ready_at)
-                log.warning(
+                log.info(
                     "alert raised",
                     call_id=stream.call_id,
                     channel=stream.channel,
