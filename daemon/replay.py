@@ -33,6 +33,8 @@ from dfd.dsp.audio_stream import open_audio_stream
 
 log = structlog.get_logger(__name__)
 
+PUBLISH_SETTLE_S = 0.3
+
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".g722", ".gsm"}
     | {".ul", ".ulaw", ".mulaw", ".al", ".alaw", ".sln", ".sln16", ".raw", ".au", ".aiff"}
@@ -292,6 +294,9 @@ def run_replay(
         from dfd.daemon.bus import EventBus
 
         bus = EventBus(publish, publish_scores=True)
+        # Subscribers already waiting reconnect every 100 ms (ZeroMQ's default): give them time
+        # to do so, or the first events would go out before anyone receives them.
+        time.sleep(PUBLISH_SETTLE_S)
     recorder = ReplayRecorder(bus)
     audit = dataclasses.replace(settings.pipeline, score_silence=True, batch_size=32)
     pipeline = Pipeline(

@@ -457,3 +457,34 @@ def test_replay_plots_several_files_to_numbered_names(
     assert sorted(p.name for p in plots.iterdir()) == ["audit-1.png", "audit-2.png"]
     for path in plots.iterdir():
         assert path.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_publish_sends_the_replayed_events_to_a_waiting_subscriber() -> None:
+    import zmq
+
+    context = zmq.Context()
+    subscriber = context.socket(zmq.SUB)
+    subscriber.setsockopt(zmq.LINGER, 0)
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+    port = subscriber.bind_to_random_port("tcp://127.0.0.1")  # find a free port
+    subscriber.unbind(subscriber.getsockopt_string(zmq.LAST_ENDPOINT))
+    subscriber.connect(f"tcp://127.0.0.1:{port}")  # waiting before the publisher exists
+    try:
+        result = invoke("replay", str(DEMO_CALL), "--publish", f"tcp://127.0.0.1:{port}")
+        assert result.exit_code == 1, result.output
+        events = []
+        while subscriber.poll(2000):
+            topic, payload = subscriber.recv_multipart()
+            events.append((topic.decode(), json.loads(payload)))
+    finally:
+        subscriber.close()
+        context.term()
+    topics = [topic for topic, _ in events]
+    assert topics[0] == "call.started" and topics[-1] == "call.ended"
+    assert topics.count("alert.raised") == 1
+    assert topics.count("score") == 38  # every window of the 20.3 s call, hop 0.5 s
+    seqs = [event["seq"] for _, event in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    (alert,) = [event for topic, event in events if topic == "alert.raised"]
+    assert alert["end"] > SYNTHETIC_FROM_S
+    assert events[-1][1]["verdict"] == "synthetic"
