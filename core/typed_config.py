@@ -65,9 +65,10 @@ def coerce_value(value: Any, expected: Any, where: str) -> Any:
                 return coerce_value(value, option, where)
             except ConfigError as error:
                 errors.append(str(error))
-        raise ConfigError(
-            errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {expected}"
-        )
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        kinds = [describe_type(option) for option in options if option is not type(None)]
+        raise ConfigError(f"{where}: expected {' or '.join(kinds)}, got {value!r}")
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
@@ -83,3 +84,15 @@ def coerce_value(value: Any, expected: Any, where: str) -> Any:
     if isinstance(expected, type) and not isinstance(value, expected):
         raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
     return value
+
+
+def describe_type(expected: Any) -> str:
+    """``expected`` in words, for error messages: ``'eer', 'far_1pct'``, ``a number``."""
+    if typing.get_origin(expected) is typing.Literal:
+        return ", ".join(map(repr, typing.get_args(expected)))
+    words = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}
+    if expected in words:
+        return words[expected]
+    if typing.get_origin(expected) in (list, tuple):
+        return "a list"
+    return getattr(expected, "__name__", str(expected))

@@ -23,12 +23,16 @@ import structlog
 
 from dfd.core.typed_config import ConfigError
 from dfd.daemon.logs import LEVELS, configure_logging
-from dfd.daemon.settings import Settings, load_settings
+from dfd.daemon.settings import Settings, load_settings, resolve_settings, settings_toml
 
 if TYPE_CHECKING:
     from dfd.dsp.frontends import FrontendSpec
 
 log = structlog.get_logger("dfd.cli")
+
+# ctx.meta keys: the settings error `dfd config` defers, and where each setting was set
+CONFIG_ERROR = "dfd.config_error"
+CONFIG_ORIGINS = "dfd.config_origins"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,7 +48,8 @@ log = structlog.get_logger("dfd.cli")
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     envvar="DFD_CONFIG",
-    help="TOML settings file (also read from $DFD_CONFIG).",
+    help="TOML settings file (also read from $DFD_CONFIG). DFD_SECTION__KEY=VALUE variables "
+    "override its values, command options override both.",
 )
 @click.pass_context
 def main(ctx: click.Context, log_level: str | None, config_path: Path | None) -> None:
@@ -52,16 +57,65 @@ def main(ctx: click.Context, log_level: str | None, config_path: Path | None) ->
 
     Scores calls and recordings, window by window, for synthetic speech.
     """
+    origins: dict[str, str] = {}
     try:
-        settings = load_settings(config_path)
+        resolved = resolve_settings(config_path)
+        settings, origins = resolved.value, dict(resolved.origins)
     except ConfigError as error:
-        raise click.BadParameter(str(error), param_hint="--config") from error
+        if ctx.invoked_subcommand != "config":
+            raise _settings_error(error) from error
+        ctx.meta[CONFIG_ERROR] = error  # `dfd config check FILE` needs no good $DFD_CONFIG
+        settings = Settings()
     if log_level is not None:
         settings = dataclasses.replace(
             settings, logging=dataclasses.replace(settings.logging, level=log_level)
         )
-    configure_logging(settings.logging.level, settings.logging.format)
+        origins["logging.level"] = "--log-level"
+    ctx.meta[CONFIG_ORIGINS] = origins
+    configure_logging(
+        settings.logging.level,
+        settings.logging.format,
+        redact_call_ids=settings.logging.redact_call_ids,
+    )
     ctx.obj = settings
+
+
+def _settings_error(error: ConfigError) -> click.UsageError:
+    if str(error).startswith("$"):  # a DFD_SECTION__KEY variable
+        return click.UsageError(str(error))
+    return click.BadParameter(str(error), param_hint="--config")
+
+
+@main.group("config")
+def config_group() -> None:
+    """The effective configuration; checking a configuration file."""
+
+
+@config_group.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the effective configuration as TOML: defaults < the --config file < DFD_SECTION__KEY
+    environment variables < command-line options. A value that is not a default is followed by
+    a comment saying where it was set."""
+    error = ctx.meta.get(CONFIG_ERROR)
+    if error is not None:
+        raise _settings_error(error)
+    click.echo(settings_toml(ctx.obj, ctx.meta[CONFIG_ORIGINS]), nl=False)
+
+
+@config_group.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def config_check(file: Path) -> None:
+    """Validate the settings file FILE on its own (DFD_* variables are not applied).
+
+    Exit status 0 and "FILE: ok" when it is valid; 1 and one line naming the key and the line
+    of the first problem when it is not.
+    """
+    try:
+        load_settings(file, environ={})
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{file}: ok")
 
 
 @main.command()
@@ -523,7 +577,11 @@ def replay(
     from dfd.daemon.replay import run_replay
 
     if settings.logging.level == "info":  # the report says it all; keep stderr for problems
-        configure_logging("warning", settings.logging.format)
+        configure_logging(
+            "warning",
+            settings.logging.format,
+            redact_call_ids=settings.logging.redact_call_ids,
+        )
     code = run_replay(
         settings,
         list(paths),
@@ -620,6 +678,35 @@ def subscribe(
             click.echo(json.dumps(event) if as_json else format_event(event))
     except KeyboardInterrupt:
         pass
+
+
+@main.command()
+@click.option(
+    "--metrics",
+    "address",
+    metavar="HOST:PORT",
+    default=None,
+    help="The daemon's metrics endpoint (default [serve] metrics, 127.0.0.1:9464).",
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True, help="Seconds."
+)
+@click.pass_obj
+def status(settings: Settings, address: str | None, timeout: float) -> None:
+    """Summarise a running daemon from its metrics endpoint (exit 1 when it does not answer)."""
+    from dfd.daemon.status import StatusError, fetch_metrics, summarize
+
+    address = address or settings.serve.metrics
+    if not address:
+        raise click.ClickException(
+            "the metrics endpoint is off ([serve] metrics is empty); pass --metrics HOST:PORT"
+        )
+    try:
+        lines = summarize(fetch_metrics(address, timeout), address)
+    except StatusError as error:
+        raise click.ClickException(str(error)) from error
+    for line in lines:
+        click.echo(line)
 
 
 @contextlib.contextmanager

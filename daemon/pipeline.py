@@ -41,6 +41,17 @@ class EventSink(Protocol):
     def publish(self, topic: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
 
+class PipelineObserver(Protocol):
+    """Told of each measurement as it happens (the daemon's metrics); called on the thread that
+    drives the pipeline."""
+
+    def batch_dispatched(self, windows: int) -> None: ...
+
+    def window_scored(self, latency_s: float) -> None: ...
+
+    def alert_raised(self, latency_s: float) -> None: ...
+
+
 @dataclasses.dataclass
 class PipelineCounters:
     streams_started: int = 0
@@ -68,6 +79,7 @@ class Pipeline:
         frontend_device: str = "auto",
         clock: Callable[[], float] = time.monotonic,
         latency_samples: int = 100_000,
+        observer: PipelineObserver | None = None,
     ) -> None:
         self.models = models
         self.scorer = scorer
@@ -77,6 +89,7 @@ class Pipeline:
         self.decision = decision or DecisionPolicy()
         self.features = FeatureStage(models.frontend_specs, frontend_device)
         self.clock = clock
+        self.observer = observer
         self.counters = PipelineCounters()
         self._streams: dict[tuple[str, int], CallStream] = {}
         self._ending: list[CallStream] = []
@@ -127,10 +140,8 @@ class Pipeline:
             stream = self._start_stream(chunk, source)
         elif chunk.sample_rate != stream.source_rate:
             self.counters.chunks_rejected += 1
-            log.warning(
+            self._log(stream).warning(
                 "chunk rejected: sample rate changed mid-stream",
-                call_id=chunk.call_id,
-                channel=chunk.channel,
                 expected=stream.source_rate,
                 got=chunk.sample_rate,
             )
@@ -150,7 +161,7 @@ class Pipeline:
         )
         self._streams[(chunk.call_id, chunk.channel)] = stream
         self.counters.streams_started += 1
-        log.debug("call started", call_id=chunk.call_id, channel=chunk.channel, source=source)
+        self._log(stream).debug("call started", source=source)
         self._publish("call.started", stream, source=source)
         return stream
 
@@ -219,6 +230,8 @@ class Pipeline:
             self.scorer.submit(batch_id, features)
             self.counters.batches += 1
             self.batch_sizes[len(batch)] += 1
+            if self.observer is not None:
+                self.observer.batch_dispatched(len(batch))
             dispatched = True
         return dispatched
 
@@ -246,7 +259,10 @@ class Pipeline:
                 "score", stream, **span, score=outcome.score, raw=outcome.raw, speech=window.speech
             )
             if outcome.score is not None:
-                self.score_latency.append(self.clock() - window.ready_at)
+                latency = self.clock() - window.ready_at
+                self.score_latency.append(latency)
+                if self.observer is not None:
+                    self.observer.window_scored(latency)
             if outcome.transition is None:
                 continue
             # outcome.over, not decision.over: later windows of the same run are applied already
@@ -256,18 +272,16 @@ class Pipeline:
             )
             if outcome.transition == "raised":
                 self.counters.alerts_raised += 1
-                self.alert_latency.append(self.clock() - window.ready_at)
-                log.info(
-                    "alert raised",
-                    call_id=stream.call_id,
-                    channel=stream.channel,
-                    start=span["start"],
-                    score=outcome.score,
-                    model=self.models.identity["name"],
+                latency = self.clock() - window.ready_at
+                self.alert_latency.append(latency)
+                if self.observer is not None:
+                    self.observer.alert_raised(latency)
+                self._log(stream).info(
+                    "alert raised", start=span["start"], end=span["end"], score=outcome.score
                 )
             else:
                 self.counters.alerts_cleared += 1
-                log.info("alert cleared", call_id=stream.call_id, channel=stream.channel)
+                self._log(stream).info("alert cleared", start=span["start"], end=span["end"])
 
     def _settle_ended(self) -> None:
         still_ending = []
@@ -291,14 +305,21 @@ class Pipeline:
                 max_score=decision.max_score,
                 alerts=decision.alerts,
             )
-            log.debug(
-                "call ended",
-                call_id=stream.call_id,
-                channel=stream.channel,
-                verdict=decision.verdict,
-                reason=stream.end_reason,
+            self._log(stream).debug(
+                "call ended", verdict=decision.verdict, reason=stream.end_reason
             )
         self._ending = still_ending
+
+    def _log(self, stream: CallStream) -> structlog.typing.FilteringBoundLogger:
+        """The logger for lines about ``stream``: its call, and the models judging it."""
+        identity = self.models.identity
+        bound: structlog.typing.FilteringBoundLogger = log.bind(
+            call_id=stream.call_id,
+            channel=stream.channel,
+            model=identity["name"],
+            model_version=identity["version"],
+        )
+        return bound
 
     def _publish(self, topic: str, stream: CallStream, **fields: Any) -> None:
         body: dict[str, Any] = {

@@ -29,7 +29,9 @@ import structlog
 
 from dfd.daemon.bus import AlertJournal, EventBus
 from dfd.daemon.capture.base import CaptureEvent, Source
+from dfd.daemon.metrics import DaemonMetrics, serve_metrics
 from dfd.daemon.models import ModelSet
+from dfd.daemon.notify import Notifier, PipelineWatchdog
 from dfd.daemon.pipeline import Pipeline
 from dfd.daemon.scoring import WorkerPool
 from dfd.daemon.settings import Settings
@@ -76,6 +78,7 @@ class Daemon:
         sources: list[Source],
         bundles: list[str] | None = None,
         on_loop: Callable[[Daemon], None] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         import torch
 
@@ -84,6 +87,9 @@ class Daemon:
         self.sources = sources
         self._bundles = bundles
         self._on_loop = on_loop
+        # sd_notify: a no-op unless systemd (or a test) set $NOTIFY_SOCKET
+        self.notifier = notifier or Notifier.from_environment()
+        self.watchdog = PipelineWatchdog(self.notifier)
         self.counters = DaemonCounters()
         self.intake: queue.Queue[tuple[str, CaptureEvent, float]] = queue.Queue(
             settings.serve.intake_queue
@@ -103,6 +109,9 @@ class Daemon:
         self.pipeline = self._pipeline(self.models, self.pool)
         self._last_status = time.monotonic()
         self._windows_at_status = 0
+        self.metrics = DaemonMetrics(self, settings.pipeline.batch_size)
+        self.pipeline.observer = self.metrics
+        self.metrics_server = serve_metrics(serve.metrics, self.metrics.registry)
 
     def _pipeline(self, models: ModelSet, pool: WorkerPool) -> Pipeline:
         return Pipeline(
@@ -148,6 +157,8 @@ class Daemon:
             models=self.models.identity,
             threshold=round(self.models.threshold, 4),
         )
+        # models loaded, workers warmed up, every source listening
+        self.notifier.ready(f"serving {self.models.identity['name']}, 0 calls")
         try:
             while not self._stop.is_set():
                 self.step()
@@ -172,12 +183,23 @@ class Daemon:
         self.pipeline.pump(timeout=0.0 if took else IDLE_WAIT_S)
         now = time.monotonic()
         if now - self._last_status >= self.settings.serve.status_interval_s:
-            self.publish_status(now)
+            status = self.publish_status(now)
+            self.notifier.status(
+                f"{'stalled, ' if self.watchdog.stalled else ''}{status['calls']} calls, "
+                f"{status['windows_per_second']} windows/s, "
+                f"{status['dropped_windows']} windows dropped"
+            )
         if self._reload.is_set():
             self._reload.clear()
             self.reload()
         if self._on_loop is not None:
             self._on_loop(self)
+        # Pinged from here, so only a loop that turns (and detectors that answer) keeps it fed.
+        counters = self.pipeline.counters
+        self.watchdog.tick(
+            waiting=self.pipeline.queued_windows + self.pipeline.scorer.in_flight,
+            finished=counters.windows_scored + counters.windows_lost,
+        )
 
     def _sink_for(self, source: Source) -> Callable[[CaptureEvent], None]:
         kind = source.name  # rtp, pcm, device, wav: the event schema's `source`
@@ -242,6 +264,7 @@ class Daemon:
     def reload(self) -> bool:
         """Load the models again and swap them in; on any failure keep the running ones."""
         log.info("reloading models")
+        self.notifier.reloading("reloading models")
         try:
             models = load_models(self.settings, self._bundles)
             if models.geometry.window_samples != self.models.geometry.window_samples:
@@ -253,19 +276,23 @@ class Daemon:
         except Exception as error:  # noqa: BLE001 - any failure keeps the old models serving
             self.counters.reload_failures += 1
             log.error("reload failed; the previous models keep serving", error=str(error))
+            self.notifier.ready("reload failed; the previous models keep serving")
             return False
         while self.pipeline.scorer.in_flight:  # let the old workers finish their batches
             self.pipeline.pump(timeout=IDLE_WAIT_S)
         old_pool = self.pool
+        self.metrics.collector.retire_pool(old_pool)  # before the swap: its restarts stay counted
         self.pipeline.swap_models(models, pool)
         self.models, self.pool = models, pool
         old_pool.close()
         self.counters.reloads += 1
         log.info("models reloaded", models=models.identity, threshold=round(models.threshold, 4))
+        self.notifier.ready(f"serving {models.identity['name']} (reloaded)")
         return True
 
     def shutdown(self) -> None:
         log.info("stopping")
+        self.notifier.stopping("stopping: finishing open calls")
         for source in self.sources:
             source.stop()
         self._take_intake(limit=10**9)
@@ -274,6 +301,9 @@ class Daemon:
         self.publish_status()
         self.bus.close()
         self.pool.close()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        self.notifier.close()
         log.info("stopped", **dataclasses.asdict(self.pipeline.counters))
 
 

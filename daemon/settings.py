@@ -1,14 +1,18 @@
-"""Settings: defaults, overridden by a TOML file (``--config``), overridden by command options."""
+"""Settings, in order of precedence: defaults < a TOML file (``--config``) < ``DFD_SECTION__KEY``
+environment overrides (``DFD_SERVE__PUB=tcp://127.0.0.1:6000``) < command-line options. A bad
+value is refused naming the key and where it was set: the file and line, or the variable.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from dfd.core.typed_config import ConfigError, build_dataclass
+from dfd.core.layered_config import Resolved, resolve, to_toml
+from dfd.core.typed_config import ConfigError
 from dfd.daemon.decisions import DecisionPolicy
 from dfd.daemon.logs import LEVELS, LogFormat
 from dfd.daemon.speech import SpeechGate
@@ -19,6 +23,7 @@ from dfd.dsp.framer import WindowGeometry
 class LoggingSettings:
     level: str = "info"
     format: LogFormat = "auto"
+    redact_call_ids: bool = False  # log a hash of each call id instead of the id itself
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -123,6 +128,7 @@ class ServeSettings:
     )
     publish_scores: bool = False  # per-window scores on the `score` topic
     allow_remote_endpoints: bool = False  # bind to other hosts than localhost
+    metrics: str = "127.0.0.1:9464"  # Prometheus endpoint, HOST:PORT; "" turns it off
 
     def __post_init__(self) -> None:
         if self.status_interval_s <= 0 or self.journal_fsync_interval_s < 0:
@@ -131,8 +137,16 @@ class ServeSettings:
             raise ConfigError("serve.pcm_rate and serve.idle_timeout_s must be positive")
         if self.intake_queue < 1:
             raise ConfigError("serve.intake_queue must be at least 1")
+        if self.metrics:
+            _, colon, port = self.metrics.rpartition(":")
+            if not colon or not port.isdigit() or int(port) > 65_535:
+                raise ConfigError(
+                    f"serve.metrics must be HOST:PORT (or empty to turn the endpoint off), "
+                    f"got {self.metrics!r}"
+                )
         if not self.allow_remote_endpoints:
-            for endpoint in (self.pub, *self.rtp, *self.pcm):
+            endpoints = [self.pub, *self.rtp, *self.pcm] + ([self.metrics] if self.metrics else [])
+            for endpoint in endpoints:
                 host = endpoint_host(endpoint)
                 if host is not None and host not in LOCAL_HOSTS:
                     raise ConfigError(
@@ -157,11 +171,23 @@ class Settings:
     serve: ServeSettings = dataclasses.field(default_factory=ServeSettings)
 
 
-def load_settings(path: Path | None) -> Settings:
-    if path is None:
-        return Settings()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error})") from error
-    return build_dataclass(Settings, data, where=str(path))
+ENVIRONMENT_PREFIX = "DFD_"  # DFD_SECTION__KEY; names without "__" (DFD_CONFIG) are not settings
+
+
+def resolve_settings(
+    path: Path | None, environ: Mapping[str, str] | None = None
+) -> Resolved[Settings]:
+    """The settings and where each value that is not a default came from. ``environ``:
+    ``os.environ`` when None; pass ``{}`` for the file alone."""
+    environ = os.environ if environ is None else environ
+    return resolve(Settings, path, environ, ENVIRONMENT_PREFIX)
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults < the TOML file ``path`` < ``DFD_SECTION__KEY`` variables in ``environ``."""
+    return resolve_settings(path, environ).value
+
+
+def settings_toml(settings: Settings, origins: Mapping[str, str] | None = None) -> str:
+    """``settings`` as a TOML file that loads back to them (``dfd config show``)."""
+    return to_toml(settings, origins)

@@ -6,13 +6,15 @@
 #   pulseaudio pulseaudio-utils libasound2-plugins
 #                 a sound server, paplay/pactl and ALSA's `pulse` device: the live-capture test
 #                 records a null sink's monitor through PortAudio
+#   systemd       systemd-analyze: the tests verify systemd/dfd.service and score its hardening
+#                 (no running systemd needed; a service host has the package anyway)
 # With --corpus, also what `dfd corpus build` reads and runs: real speech (Asterisk prompts in
 # five languages with transcripts, klettres letters) and speech synthesizers (espeak-ng,
 # festival with three voices, flite).
 #   scripts/install-system-packages.sh [--corpus]
 set -euo pipefail
 
-packages=(ffmpeg libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins)
+packages=(ffmpeg libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins systemd)
 corpus_packages=(
     asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722
     asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
