@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from dfd.detectors.bundle import load_bundle
+from dfd.detectors.registry import family_names
 from dfd.detectors.runtime import DetectorSession
 
 CODECS = ["mulaw", "alaw", "g722", "gsm", "opus"]
@@ -64,10 +65,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results.md"))
     args = parser.parse_args()
     rows, attack_rows, notes = [], [], []
+    trained: set[str] = set()
     for spec in args.model:
         name, bundle_text, prefix = spec.split("=")
         bundle = Path(bundle_text)
         card = load_bundle(bundle).card
+        trained.add(card.family)
         dev = _report(Path(f"{prefix}-dev"))
         clean = _report(Path(f"{prefix}-eval"))
         codecs = [_report(Path(f"{prefix}-eval.{codec}")) for codec in CODECS]
@@ -122,6 +125,10 @@ def main() -> None:
         "Models:",
         "",
         *notes,
+        "",
+        "Families not yet trained on the full corpus: "
+        + (", ".join(f for f in family_names() if f not in trained) or "none")
+        + ".",
         "",
     ]
     args.out.write_text("\n".join(lines))
