@@ -109,6 +109,7 @@ class Daemon:
         self.pipeline = self._pipeline(self.models, self.pool)
         self._last_status = time.monotonic()
         self._windows_at_status = 0
+        self._shed_at_status = 0  # windows shed or dropped up to the last status
         self.metrics = DaemonMetrics(self, settings.pipeline.batch_size)
         self.pipeline.observer = self.metrics
         self.metrics_server = serve_metrics(serve.metrics, self.metrics.registry)
@@ -257,7 +258,7 @@ class Daemon:
 
     def _overloaded(self) -> bool:
         shed = self.pipeline.counters.windows_shed + self.counters.intake_dropped
-        overloaded = shed > getattr(self, "_shed_at_status", 0)
+        overloaded = shed > self._shed_at_status
         self._shed_at_status = shed
         return overloaded
 
