@@ -46,7 +46,23 @@ class _Section:
 def resolve(
     cls: type[T], path: Path | None, environ: Mapping[str, str], env_prefix: str
 ) -> Resolved[T]:
-    """``cls`` from its defaults, then the TOML file ``path``, then ``env_prefix`` variables."""
+    """``cls`` from its defaults, then the TOML file ``path``, then ``env_prefix`` variables.
+    A bad value raises ``ConfigError`` with a message of one line."""
+    try:
+        return _resolve(cls, path, environ, env_prefix)
+    except ConfigError as error:
+        message = str(error)
+        if message.isprintable():
+            raise
+        # A name or value with a line break or control character in it (a quoted TOML key,
+        # an odd variable name): escaped, so that the message stays one line.
+        printable = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        raise ConfigError(printable) from error
+
+
+def _resolve(
+    cls: type[T], path: Path | None, environ: Mapping[str, str], env_prefix: str
+) -> Resolved[T]:
     sections = _schema(cls)
     merged: dict[str, dict[str, Any]] = {}
     origins: dict[str, str] = {}
@@ -66,6 +82,8 @@ def resolve(
             coerced = coerce_value(value, schema.hints[key], f"{section}.{key}")
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from error
+        if not _finite(coerced):  # TOML has nan and inf; no setting means either
+            raise ConfigError(f"{where}: {section}.{key}: expected a finite number, got {value!r}")
         merged.setdefault(section, {})[key] = coerced
         origins[f"{section}.{key}"] = where
 
@@ -106,6 +124,14 @@ def _schema(cls: type[Any]) -> dict[str, _Section]:
     return sections
 
 
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_finite(item) for item in value)
+    return True
+
+
 def _build_section(
     name: str, cls: type[Any], values: dict[str, Any], origins: Mapping[str, str]
 ) -> Any:
@@ -113,7 +139,7 @@ def _build_section(
     were set (or every key of the section that was set, when it names none)."""
     try:
         return cls(**values)
-    except (ConfigError, TypeError, ValueError) as error:
+    except (ConfigError, TypeError, ValueError, ArithmeticError) as error:  # 1e308: overflow
         message = str(error)
         qualified = [key for key in values if re.search(rf"\b{name}\.{key}(?!\w)", message)]
         named = qualified or [

@@ -29,6 +29,9 @@ from typing import Any, Final, Self
 
 import structlog
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+
+from dfd.daemon.keys import CurveServer
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +79,7 @@ class AlertJournal:
             raise ValueError(f"fsync_interval_s must be >= 0 seconds, got {fsync_interval_s}")
         self.path = Path(path)
         self.fsync_interval_s = fsync_interval_s
+        self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # ~/.local/state/dfd
         created = not self.path.exists()
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
@@ -236,6 +240,10 @@ class EventBus:
     ``first_seq`` defaults to the one after the journal's last seq (1 without a journal); an
     explicit ``first_seq`` at or below the journal's last seq is refused.
 
+    ``curve`` makes the socket a CURVE server (``dfd.daemon.keys``): the events are encrypted,
+    and only subscribers that know the daemon's public key (and, with a client list, only the
+    listed ones) receive them. Its ZAP handler is started on ``context``, which can hold one.
+
     ``publish`` must be called from one thread only (ZeroMQ sockets are not thread-safe).
     """
 
@@ -248,6 +256,7 @@ class EventBus:
         context: zmq.Context[Any] | None = None,
         first_seq: int | None = None,
         publish_scores: bool = False,
+        curve: CurveServer | None = None,
     ) -> None:
         self.journal = journal
         self.publish_scores = publish_scores
@@ -256,6 +265,7 @@ class EventBus:
         self.journal_errors = 0
         self._socket: zmq.Socket[Any] | None = None
         self._context: zmq.Context[Any] | None = None
+        self._authenticator: ThreadAuthenticator | None = None
         self._owns_context = False
         self._endpoint: str | None = None
         self._closed = False
@@ -277,12 +287,20 @@ class EventBus:
                 self._socket = self._context.socket(zmq.PUB)
                 self._socket.setsockopt(zmq.LINGER, 0)
                 self._socket.setsockopt(zmq.SNDHWM, send_hwm)
+                if curve is not None:
+                    curve.secure(self._socket)
+                    self._authenticator = curve.start_authenticator(self._context)
                 try:
                     self._socket.bind(endpoint)
                 except zmq.ZMQError as error:
                     raise BusError(f"cannot bind the event bus to {endpoint}: {error}") from error
                 self._endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
-                log.info("event bus bound", endpoint=self._endpoint, first_seq=first_seq)
+                log.info(
+                    "event bus bound",
+                    endpoint=self._endpoint,
+                    first_seq=first_seq,
+                    curve="off" if curve is None else curve.describe(),
+                )
         except BaseException:
             self.close()
             raise
@@ -345,6 +363,9 @@ class EventBus:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+        if self._authenticator is not None:
+            self._authenticator.stop()  # its ZAP socket would hold up terminating the context
+            self._authenticator = None
         if self._context is not None:
             if self._owns_context:
                 self._context.term()

@@ -392,6 +392,45 @@ def models_show(bundle: Path) -> None:
         click.echo(f"{'file':12s} {name} sha256 {digest} verified")
 
 
+@models.command("sign")
+@click.argument("bundle")
+@click.option(
+    "--key",
+    "secret_key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The secret ed25519 key (NAME.secret, PEM).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Sign a copy of BUNDLE written to this new folder (needed for the embedded default).",
+)
+def models_sign(bundle: str, secret_key: Path, out: Path | None) -> None:
+    """Verify BUNDLE (a folder, or "default" with --out) and write its signature.json: an
+    ed25519 signature of its model_card.json, which holds the sha256 of every other file."""
+    import shutil
+
+    from dfd.daemon.models import DEFAULT_MODEL, resolve_bundle_path
+    from dfd.detectors.bundle import SIGNATURE_NAME
+    from dfd.detectors.signing import sign_bundle
+
+    source = resolve_bundle_path(bundle)
+    if out is None and bundle == DEFAULT_MODEL:
+        raise click.UsageError("the embedded default belongs to the package: sign a copy (--out)")
+    if out is not None and out.exists():
+        raise click.BadParameter(f"{out} already exists; give a new folder", param_hint="--out")
+    try:
+        if out is not None:
+            shutil.copytree(source, out)
+        signature = sign_bundle(out or source, secret_key)
+    except (ValueError, OSError) as error:  # BundleError, KeyFileError, a failed copy
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)  # no unsigned copy left behind
+        raise click.ClickException(str(error)) from error
+    click.echo(f"signed {out or source}: {SIGNATURE_NAME} by key {signature.key_id}")
+
+
 @models.command("import-aasist")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -597,6 +636,12 @@ def replay(
     sys.exit(code)
 
 
+class _UnusableSettings(click.ClickException):
+    """Settings that cannot work: exit status 2, which the systemd unit does not restart on."""
+
+    exit_code = 2
+
+
 @main.command()
 @click.option("--rtp", multiple=True, metavar="HOST:PORT", help="Receive RTP here (repeatable).")
 @click.option("--pcm", multiple=True, metavar="ENDPOINT", help="ZeroMQ PULL for pushed PCM.")
@@ -632,7 +677,9 @@ def serve(
         )
         settings = dataclasses.replace(settings, serve=serve_settings)
         daemon = Daemon(settings, build_sources(settings), list(bundles) or None)
-    except (ConfigError, BundleError, BusError, JournalError, OSError, ValueError) as error:
+    except ConfigError as error:  # e.g. a CURVE key file that cannot be used
+        raise _UnusableSettings(str(error)) from error
+    except (BundleError, BusError, JournalError, OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     daemon.install_signal_handlers()
     daemon.run()
@@ -653,6 +700,19 @@ def serve(
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
 @click.option("--count", type=click.IntRange(min=1), help="Exit after this many events.")
 @click.option("--timeout", type=click.FloatRange(min=0), help="Exit after this long without one.")
+@click.option(
+    "--server-key",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="The daemon's public CURVE certificate (NAME.key), when its bus uses CURVE.",
+)
+@click.option(
+    "--client-key",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="This subscriber's secret certificate (NAME.key_secret), when the daemon lets in listed "
+    "clients only; default: a throw-away key pair.",
+)
 @click.pass_obj
 def subscribe(
     settings: Settings,
@@ -661,13 +721,28 @@ def subscribe(
     as_json: bool,
     count: int | None,
     timeout: float | None,
+    server_key: Path | None,
+    client_key: Path | None,
 ) -> None:
     """Print the daemon's events as they come (Ctrl-C to stop)."""
+    from dfd.daemon.keys import CurveClient, KeyFileError
     from dfd.daemon.subscriber import SequenceTracker, format_event, subscribe
 
+    curve = None
+    if client_key is not None and server_key is None:
+        raise click.UsageError("--client-key needs --server-key (the daemon's public key)")
+    if server_key is not None:
+        try:
+            curve = CurveClient.from_files(server_key, client_key)
+        except KeyFileError as error:
+            raise click.ClickException(str(error)) from error
     tracker = SequenceTracker()
     events = subscribe(
-        endpoint or settings.serve.pub, topics or ("",), timeout_s=timeout, max_events=count
+        endpoint or settings.serve.pub,
+        topics or ("",),
+        timeout_s=timeout,
+        max_events=count,
+        curve=curve,
     )
     try:
         for event in events:
@@ -707,6 +782,56 @@ def status(settings: Settings, address: str | None, timeout: float) -> None:
         raise click.ClickException(str(error)) from error
     for line in lines:
         click.echo(line)
+
+
+@main.group()
+def keys() -> None:
+    """Key pairs: CURVE keys for the event bus and the PCM ingest; ed25519 keys that sign models."""
+
+
+@keys.command("generate")
+@click.argument("name")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write NAME.key (public) and NAME.key_secret (secret, mode 0600) to.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["curve", "signing"]),
+    default="curve",
+    show_default=True,
+    help="curve: the bus and PCM ingest; signing: ed25519, for dfd models sign.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing pair of that name.")
+def keys_generate(name: str, out: Path, kind: str, force: bool) -> None:
+    """Generate a key pair NAME.
+
+    curve (ZeroMQ's certificate format): give the public file to the other side, the daemon's
+    to its subscribers and PCM senders, a client's to the daemon's [serve] curve_clients folder.
+    signing (PEM): NAME.secret signs bundles (dfd models sign); list NAME.pub in [models]
+    trusted_keys on the hosts that load them. Keep secret files where they are.
+    """
+    from dfd.daemon.keys import KeyFileError, generate_key_pair, load_public_key
+
+    if kind == "signing":
+        from dfd.detectors.signing import write_signing_keypair
+
+        try:
+            public_path, secret_path = write_signing_keypair(out, name, force=force)
+        except (FileExistsError, ValueError, OSError) as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"public key  {public_path}")
+        click.echo(f"secret key  {secret_path} (mode 0600; keep it private)")
+        return
+    try:
+        public_path, secret_path = generate_key_pair(out, name, force=force)
+    except KeyFileError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"public certificate  {public_path}")
+    click.echo(f"secret certificate  {secret_path} (mode 0600; keep it private)")
+    click.echo(f"public key          {load_public_key(public_path).decode('ascii')}")
 
 
 @contextlib.contextmanager

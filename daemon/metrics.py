@@ -222,7 +222,7 @@ class DaemonCollector:
         )
         yield counter(
             "dfd_detector_worker_restarts",
-            "Detector worker processes restarted after dying.",
+            "Detector worker processes restarted after dying or hanging (batch_timeout_s).",
             self.worker_restarts(),
         )
 

@@ -4,6 +4,9 @@ Every bundle says its own window, front end, calibration and thresholds (its mod
 models of one pipeline must agree on the window length, since their scores for the same stretch
 of audio are fused into one: the calibrated scores (P(synthetic)) are averaged with weights, and
 so are their thresholds. With a single model, fusion is the identity.
+
+With trusted keys (``[models] trusted_keys``), every bundle must carry a good signature by one of
+them (``dfd.detectors.signing``), the embedded default included: sign a copy of it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from dfd.core.typed_config import ConfigError
 from dfd.detectors.bundle import Bundle, BundleError, load_bundle
+from dfd.detectors.signing import TrustedKeys
 from dfd.dsp.framer import WindowGeometry
 from dfd.dsp.frontends import FrontendSpec
 
@@ -33,6 +37,12 @@ def default_bundle_path() -> Path:
 
 def resolve_bundle_path(name: str | Path) -> Path:
     return default_bundle_path() if str(name) == DEFAULT_MODEL else Path(name)
+
+
+def load_trusted_keys(paths: Sequence[str]) -> TrustedKeys | None:
+    """The public keys of ``[models] trusted_keys``, None when there are none (bundles are then
+    verified by sha256 alone); a ``ConfigError`` naming a key file that is missing or bad."""
+    return TrustedKeys.from_files(paths) if paths else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,13 +118,16 @@ class ModelSet:
         weights: Sequence[float] | None = None,
         hop_s: float | None = None,
         window_s: float | None = None,
+        trusted_keys: TrustedKeys | None = None,
     ) -> ModelSet:
+        """Load and verify the bundles ``paths`` (``default``: the embedded one); with
+        ``trusted_keys``, each must be signed by one of them."""
         weights = list(weights) if weights is not None else [1.0] * len(paths)
         if len(weights) != len(paths) or any(w <= 0 or not math.isfinite(w) for w in weights):
             raise ConfigError("give one positive weight per model")
         models = []
         for path, weight in zip(paths, weights, strict=True):
-            bundle = load_bundle(resolve_bundle_path(path))
+            bundle = load_bundle(resolve_bundle_path(path), trusted_keys)
             models.append(LoadedModel(bundle, pick_threshold(bundle, threshold), weight))
         return cls(models, hop_s, window_s)
 

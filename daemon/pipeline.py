@@ -13,12 +13,19 @@ The queue of ready windows is bounded per stream: when a stream has more than
 window is shed and counted, so a backlog never grows without bound and the newest audio is
 judged first. In a live call, windows without speech are not scored at all (``score_silence``
 off); an audit scores them too and marks them.
+
+A batch is the oldest waiting windows, up to ``batch_size``. With ``one_window_per_stream``
+(``dfd serve``) it takes at most one window of each stream, the oldest waiting window of each
+stream in the order they became ready: a batch lost with a detector worker then costs each party
+of a call at most one window, and under overload every call gets its turn. ``dfd replay`` scores
+one file and keeps taking many windows of the same stream per batch (speed matters there).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -80,6 +87,7 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         latency_samples: int = 100_000,
         observer: PipelineObserver | None = None,
+        one_window_per_stream: bool = False,
     ) -> None:
         self.models = models
         self.scorer = scorer
@@ -90,6 +98,7 @@ class Pipeline:
         self.features = FeatureStage(models.frontend_specs, frontend_device)
         self.clock = clock
         self.observer = observer
+        self.one_window_per_stream = one_window_per_stream
         self.counters = PipelineCounters()
         self._streams: dict[tuple[str, int], CallStream] = {}
         self._ending: list[CallStream] = []
@@ -215,12 +224,10 @@ class Pipeline:
 
     def _dispatch(self, flush: bool) -> bool:
         dispatched = False
-        size = self.settings.batch_size
         while self._queue and self.scorer.free_slots > 0:
-            waited = self.clock() - self._queue[0].ready_at
-            if not flush and len(self._queue) < size and waited < self.settings.max_batch_delay_s:
+            batch = self._take_batch(flush)
+            if not batch:
                 break
-            batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
             for window in batch:
                 window.stream.queued -= 1
                 window.stream.in_flight += 1
@@ -234,6 +241,31 @@ class Pipeline:
                 self.observer.batch_dispatched(len(batch))
             dispatched = True
         return dispatched
+
+    def _take_batch(self, flush: bool) -> list[PendingWindow]:
+        """The next batch, taken off the queue; empty while it should wait to fill up."""
+        size = self.settings.batch_size
+        if self.one_window_per_stream:
+            batch: list[PendingWindow] = []
+            streams: set[CallStream] = set()
+            for window in self._queue:
+                if window.stream not in streams:
+                    batch.append(window)
+                    streams.add(window.stream)
+                    if len(batch) == size:
+                        break
+        else:
+            batch = list(itertools.islice(self._queue, size))
+        waited = self.clock() - self._queue[0].ready_at
+        if not flush and len(batch) < size and waited < self.settings.max_batch_delay_s:
+            return []
+        if len(batch) == len(self._queue) or not self.one_window_per_stream:
+            for _ in batch:
+                self._queue.popleft()
+        else:
+            taken = set(batch)
+            self._queue = collections.deque(w for w in self._queue if w not in taken)
+        return batch
 
     def _finish_batch(self, batch_id: int, raw: np.ndarray | None) -> None:
         batch = self._batches.pop(batch_id)

@@ -4,6 +4,12 @@ Each file is one call (its path is the call id), each of its channels one party.
 read block by block at its own rate and fed to the very ``Pipeline`` that ``dfd serve`` runs, with
 ``score_silence`` on: an audit wants the whole timeline, so windows without speech are scored
 too, marked ``speech: false``, and never count towards an alert.
+
+A file that cannot be judged (undecodable, NaN or infinite samples, a sample rate below 8 kHz or
+with no affordable conversion to 16 kHz) gets one error line and no report. A damaged file that
+decodes part-way (a truncated WAV, a FLAC file cut off or corrupt) is judged on the audio before
+the damage: its report says so (``incomplete``) and an error line too, and the exit status is 2
+(docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -18,18 +24,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
-import numpy as np
 import structlog
 
 from dfd.core.typed_config import ConfigError
 from dfd.daemon.capture.base import AudioChunk, StreamEnded
-from dfd.daemon.models import ModelSet
+from dfd.daemon.models import ModelSet, load_trusted_keys
 from dfd.daemon.pipeline import EventSink, Pipeline
 from dfd.daemon.scoring import InProcessScorer
 from dfd.daemon.settings import Settings
 from dfd.detectors.bundle import BundleError
 from dfd.dsp.audio_io import AudioDecodeError, MissingToolError
-from dfd.dsp.audio_stream import open_audio_stream
+from dfd.dsp.audio_stream import AudioDamagedError, open_audio_stream
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +91,7 @@ class FileReport:
     windows: list[dict[str, Any]]
     alerts: list[dict[str, Any]]
     channel_verdicts: dict[int, str]
+    incomplete: str | None = None  # why the report covers only part of the file
 
     @property
     def verdict(self) -> str:
@@ -116,6 +122,7 @@ class FileReport:
             "verdict": self.verdict,
             "channel_verdicts": {str(c): v for c, v in sorted(self.channel_verdicts.items())},
             "alerts": self.alerts,
+            "incomplete": self.incomplete,
             "windows": self.windows,
             "elapsed": round(self.elapsed_s, 3),
             "speed": round(self.speed, 1),
@@ -131,17 +138,21 @@ def replay_file(
 ) -> FileReport:
     """Feed one file through the pipeline and wait for every window's verdict."""
     started = time.perf_counter()
-    info, blocks = open_audio_stream(path, block_s)
+    rate = pipeline.models.geometry.sample_rate
+    info, blocks = open_audio_stream(path, block_s, for_rate=rate)
     call_id = str(path)
     fed = 0
+    incomplete = info.damage
     try:
-        for block in _blocks_checked(blocks, path):
+        for block in blocks:
             for channel, samples in enumerate(block):
                 pipeline.accept(AudioChunk(call_id, channel, samples, info.sample_rate), "replay")
             pipeline.pump()
             fed += block.shape[1]
             if progress is not None:
                 progress(fed / info.sample_rate, info.duration_s)
+    except AudioDamagedError as error:  # judged on the audio before the damage
+        incomplete = str(error)
     except Exception:
         # A file that fails part-way must not leave its streams open in the pipeline (their
         # windows would be scored during the next file, and no call.ended would be published).
@@ -150,8 +161,9 @@ def replay_file(
         pipeline.drain()
         recorder.take(call_id)
         raise
+    reason = "end-of-file" if incomplete is None else "decode-error"
     for channel in range(info.channels):
-        pipeline.accept(StreamEnded(call_id, channel, "end-of-file"))
+        pipeline.accept(StreamEnded(call_id, channel, reason))
     pipeline.drain()
     elapsed = time.perf_counter() - started
     events = recorder.take(call_id)
@@ -170,14 +182,8 @@ def replay_file(
         windows=windows,
         alerts=alerts,
         channel_verdicts=verdicts,
+        incomplete=incomplete,
     )
-
-
-def _blocks_checked(blocks: Iterator[np.ndarray], path: Path) -> Iterator[np.ndarray]:
-    for block in blocks:
-        if not np.isfinite(block).all():
-            raise AudioDecodeError(f"{path}: the audio holds NaN or infinite samples")
-        yield block
 
 
 def _window_row(body: dict[str, Any]) -> dict[str, Any]:
@@ -232,6 +238,8 @@ def format_report(report: FileReport, width: int = 100) -> str:
             f"score {alert['score']:.3f} ({alert['over']} of the last {alert['of']} speech "
             f"windows above threshold)"
         )
+    if report.incomplete is not None:
+        lines.append(f"  INCOMPLETE: judged on the first {report.duration_s:.1f} s only")
     verdicts = ", ".join(f"ch{c}: {v}" for c, v in sorted(report.channel_verdicts.items()))
     lines.append(f"  verdict: {report.verdict.upper()}  ({verdicts})")
     return "\n".join(lines)
@@ -284,6 +292,7 @@ def run_replay(
             weights=None if bundles else models_settings.weights,
             hop_s=hop_s or models_settings.hop_s,
             window_s=window_s,
+            trusted_keys=load_trusted_keys(models_settings.trusted_keys),
         )
         scorer = InProcessScorer(models.paths, device=device or models_settings.device)
     except (BundleError, ConfigError, FileNotFoundError) as error:
@@ -319,6 +328,9 @@ def run_replay(
                 _error(str(error))
                 failed = True
                 continue
+            if report.incomplete is not None:
+                _error(f"{report.incomplete}; judged on the first {report.duration_s:.3f} s only")
+                failed = True
             alerted |= report.alerted
             total_audio += report.duration_s
             total_elapsed += report.elapsed_s

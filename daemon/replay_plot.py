@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dfd.daemon.replay import FileReport
-from dfd.dsp.audio_stream import open_audio_stream
+from dfd.dsp.audio_stream import AudioDamagedError, open_audio_stream
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -80,7 +80,8 @@ def waveform_envelope(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(times, lows, highs)``: the min and max of each of about ``points`` equal stretches of
     every channel (``lows``, ``highs``: ``(channels, stretches)``), read block by block."""
-    info, blocks = open_audio_stream(path)
+    info, damaged_blocks = open_audio_stream(path)
+    blocks = _until_damage(damaged_blocks)  # a damaged file is drawn as far as it was judged
     if info.frames is not None:
         bucket = max(1, math.ceil(info.frames / points))
         return _envelope(blocks, bucket, info.sample_rate)
@@ -94,6 +95,13 @@ def waveform_envelope(
     lows = np.pad(lows, ((0, 0), (0, pad)), mode="edge").reshape(len(lows), count, group)
     highs = np.pad(highs, ((0, 0), (0, pad)), mode="edge").reshape(len(highs), count, group)
     return times[::group], lows.min(axis=2), highs.max(axis=2)
+
+
+def _until_damage(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    try:
+        yield from blocks
+    except AudioDamagedError:
+        return
 
 
 def _envelope(

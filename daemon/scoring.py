@@ -6,8 +6,10 @@ hands one feature array per model to a scorer. Two scorers share one interface:
 - ``InProcessScorer`` runs the ONNX Runtime sessions in the calling process (``dfd replay``:
   one file at a time, as fast as the sessions go).
 - ``WorkerPool`` runs them in worker processes (``dfd serve``), each with its own sessions,
-  warmed up before the pool reports ready. A worker that dies (killed, out of memory) is
+  warmed up before the pool reports ready. A worker that dies (killed, out of memory), or that
+  holds a batch longer than ``batch_timeout_s`` (hung, stopped) and is killed for it, is
   restarted; the batch it held is sent again once, and if that fails too it is reported lost.
+  A worker that dies while idle is replaced before a batch is sent to it.
 
 ``submit`` never blocks; ``collect`` waits up to a timeout for finished batches. A result is
 ``(batch_id, raw)`` with ``raw`` shaped (models, windows), or ``(batch_id, None)`` when lost.
@@ -15,11 +17,13 @@ hands one feature array per model to a scorer. Two scorers share one interface:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
+import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -144,11 +148,35 @@ class _Worker:
             name=f"dfd-detector-{index}",
             daemon=True,
         )
+        self.started_at = time.monotonic()
         self.process.start()
         child.close()
         self.job: _Job | None = None
+        self.sent_at = 0.0  # when the job went out (monotonic)
         self.provider = ""
         self.ready = False
+        # A batch is megabytes, more than a socket buffer holds: sending it waits for the worker
+        # to read. A thread sends, so that a worker that hangs (stopped, stuck) never blocks the
+        # pool's caller; killing the worker makes a send stuck on it fail.
+        self._outbox: queue.SimpleQueue[tuple[int, list[np.ndarray]] | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(
+            target=self._send_loop, name=f"dfd-detector-{index}-send", daemon=True
+        )
+        self._sender.start()
+
+    def send(self, job: _Job) -> None:
+        self.job, self.sent_at = job, time.monotonic()
+        self._outbox.put((job.batch_id, job.features))
+
+    def _send_loop(self) -> None:
+        while True:
+            message = self._outbox.get()
+            try:
+                self.connection.send(message)
+            except (BrokenPipeError, OSError):
+                return  # it died: the pool sees its sentinel and sends the batch again
+            if message is None:
+                return
 
     def wait_ready(self, timeout: float) -> None:
         if not self.connection.poll(timeout):
@@ -167,18 +195,32 @@ class _Worker:
         self.provider = detail[0]
         self.ready = True
 
+    @property
+    def idle(self) -> bool:
+        return self.ready and self.job is None
+
     def stop(self) -> None:
-        with contextlib.suppress(BrokenPipeError, OSError):
-            self.connection.send(None)
+        """Ask it to exit (after the batch it holds), kill it if it does not, and close."""
+        self._outbox.put(None)
         self.process.join(2)
+        self.kill()
+
+    def kill(self) -> None:
         if self.process.is_alive():
             self.process.kill()
-            self.process.join(2)
+        self.process.join(2)
+        self._outbox.put(None)  # the sender exits, its send failing if the worker was gone
+        self._sender.join(2)
         self.connection.close()
 
 
 class WorkerPool:
-    """``workers`` processes, each holding every model's session with ``threads`` threads."""
+    """``workers`` processes, each holding every model's session with ``threads`` threads.
+
+    ``batch_timeout_s``: a worker that has not answered a batch in this long is killed and
+    restarted, and the batch handled as if the worker had died with it (sent again once, then
+    lost). ``start_timeout_s`` bounds a worker's start, at the pool's start and after a restart.
+    """
 
     def __init__(
         self,
@@ -187,15 +229,21 @@ class WorkerPool:
         threads: int = 1,
         device: str = "auto",
         start_timeout_s: float = 120.0,
+        batch_timeout_s: float = 10.0,
     ) -> None:
+        if batch_timeout_s <= 0 or start_timeout_s <= 0:
+            raise ValueError("batch_timeout_s and start_timeout_s must be positive")
         self._paths = [str(p) for p in paths]
         self._threads, self._device = threads, device
         self._start_timeout = start_timeout_s
+        self._batch_timeout = batch_timeout_s
         self._context = multiprocessing.get_context("spawn")
         count = workers or os.cpu_count() or 1
         self._workers: list[_Worker] = []
         self.restarts = 0
         self.lost_batches = 0
+        self.retried_batches = 0  # sent again after their worker died or timed out
+        self.timeouts = 0  # batches not answered within batch_timeout_s
         self._retries: list[_Job] = []  # batches of dead workers, waiting for a free worker
         self._failures: dict[int, int] = {}  # slot -> replacements in a row that failed to start
         try:
@@ -211,6 +259,8 @@ class WorkerPool:
             workers=count,
             threads=threads,
             provider=self._workers[0].provider,
+            pids=self.pids,
+            batch_timeout_s=batch_timeout_s,
         )
 
     def _spawn(self, index: int) -> _Worker:
@@ -222,7 +272,7 @@ class WorkerPool:
 
     @property
     def free_slots(self) -> int:
-        idle = sum(1 for w in self._workers if w.ready and w.job is None)
+        idle = sum(1 for w in self._workers if w.idle)
         return max(0, idle - len(self._retries))
 
     @property
@@ -230,61 +280,102 @@ class WorkerPool:
         return sum(1 for w in self._workers if w.job is not None) + len(self._retries)
 
     def submit(self, batch_id: int, features: list[np.ndarray]) -> None:
-        self._send(_Job(batch_id, features))
-
-    def _send(self, job: _Job) -> None:
-        worker = next((w for w in self._workers if w.ready and w.job is None), None)
-        if worker is None:
+        if not any(w.idle for w in self._workers):
             raise RuntimeError("no free detector worker: check free_slots before submitting")
-        self._send_to(worker, job)
+        worker = self._live_idle_worker()
+        if worker is None:  # every idle worker had died: the batch waits for a replacement
+            self._retries.append(_Job(batch_id, features))
+        else:
+            self._send_to(worker, _Job(batch_id, features))
+
+    def _live_idle_worker(self) -> _Worker | None:
+        """The first idle worker that is alive; idle workers found dead on the way (killed
+        between two batches) are replaced, with nothing to send again."""
+        for worker in list(self._workers):
+            if not worker.idle:
+                continue
+            if worker.process.is_alive():
+                return worker
+            self._replace(worker, "died while idle")
+        return None
 
     def _send_to(self, worker: _Worker, job: _Job) -> None:
-        worker.job = job
         # A dead worker refuses the send; collect() then sees its sentinel and retries the job.
-        with contextlib.suppress(BrokenPipeError, OSError):
-            worker.connection.send((job.batch_id, job.features))
+        worker.send(job)
 
     def collect(self, timeout: float) -> list[BatchResult]:
-        self._send_retries()
-        busy = [w for w in self._workers if w.job is not None or not w.ready]
-        if not busy:
+        """Finished (or lost) batches, waiting up to ``timeout`` for the first. Every worker is
+        watched, idle ones included: one that dies is replaced at once, one that holds a batch
+        past ``batch_timeout_s`` (or a replacement that does not start) is killed and replaced."""
+        results: list[BatchResult] = []
+        self._send_retries(results)
+        if not self._workers:
             if timeout > 0:
                 time.sleep(timeout)
-            return []
-        waitables: list[Any] = [w.connection for w in busy] + [w.process.sentinel for w in busy]
-        ready = multiprocessing.connection.wait(waitables, timeout)
-        results: list[BatchResult] = []
-        for worker in busy:
-            if not worker.ready and worker.connection in ready:
-                self._started(worker, results)
-            elif worker.connection in ready:
-                try:
-                    batch_id, raw = worker.connection.recv()
-                except (EOFError, OSError):
-                    self._replace(worker, results)
-                    continue
-                worker.job = None
-                if isinstance(raw, str):
-                    log.error("detector batch failed", batch=batch_id, error=raw)
-                    self.lost_batches += 1
-                    results.append((batch_id, None))
+            return results
+        now = time.monotonic()
+        wait_s = max(0.0, min(timeout, self._next_deadline() - now))
+        waitables: list[Any] = [w.connection for w in self._workers]
+        waitables += [w.process.sentinel for w in self._workers]
+        ready = multiprocessing.connection.wait(waitables, wait_s)
+        for worker in list(self._workers):
+            if worker.connection in ready:
+                if worker.ready:
+                    self._receive(worker, results)
                 else:
-                    results.append((batch_id, raw))
+                    self._started(worker)
             elif worker.process.sentinel in ready:
-                self._replace(worker, results)
-        self._send_retries()
+                self._lose(self._replace(worker, "died"), results)
+        self._expire(results)
+        self._send_retries(results)
         return results
 
-    def _replace(self, dead: _Worker, results: list[BatchResult]) -> None:
-        """Start a replacement for a dead worker without waiting for it (the others keep
-        scoring); its batch is sent again once the replacement is ready, or reported lost if
-        it had already been retried."""
-        job = dead.job
-        dead.process.join(1)
+    def _receive(self, worker: _Worker, results: list[BatchResult]) -> None:
+        try:
+            batch_id, raw = worker.connection.recv()
+        except (EOFError, OSError):
+            self._lose(self._replace(worker, "died"), results)
+            return
+        job, worker.job = worker.job, None
+        if job is None or job.batch_id != batch_id:  # not the batch it holds: cannot happen
+            log.error("detector worker answered a batch it does not hold", batch=batch_id)
+            self._lose(job, results)
+            return
+        if isinstance(raw, str):
+            log.error("detector batch failed", batch=batch_id, error=raw)
+            self._lose(job, results)
+        else:
+            results.append((batch_id, raw))
+
+    def _next_deadline(self) -> float:
+        deadlines = [w.sent_at + self._batch_timeout for w in self._workers if w.job is not None]
+        deadlines += [w.started_at + self._start_timeout for w in self._workers if not w.ready]
+        return min(deadlines, default=math.inf)
+
+    def _expire(self, results: list[BatchResult]) -> None:
+        now = time.monotonic()
+        for worker in list(self._workers):
+            if worker.job is not None and now - worker.sent_at >= self._batch_timeout:
+                self.timeouts += 1
+                self._lose(self._replace(worker, "batch timed out"), results)
+            elif not worker.ready and now - worker.started_at >= self._start_timeout:
+                self._replace(worker, "did not start in time")
+
+    def _replace(self, dead: _Worker, why: str) -> _Job | None:
+        """Kill ``dead`` if it still runs and start a replacement without waiting for it (the
+        others keep scoring). The batch it held is queued to be sent again, once, to the next
+        free worker; returned when it had already been retried (it is then lost)."""
+        job, dead.job = dead.job, None
+        dead.kill()
         log.error(
-            "detector worker died; restarting", worker=dead.index, exitcode=dead.process.exitcode
+            "detector worker failed; restarting",
+            worker=dead.index,
+            pid=dead.process.pid,
+            why=why,
+            exitcode=dead.process.exitcode,
+            batch=None if job is None else job.batch_id,
+            attempt=None if job is None else job.attempts,
         )
-        dead.connection.close()
         slot = self._workers.index(dead)
         self._failures[slot] = self._failures.get(slot, 0) + (0 if dead.ready else 1)
         if self._failures[slot] > MAX_RESTART_FAILURES:
@@ -293,29 +384,36 @@ class WorkerPool:
         else:
             self._workers[slot] = self._spawn(dead.index)
             self.restarts += 1
-        if job is None:
-            return
-        if job.attempts >= 2:
+        if job is None or job.attempts >= 2:
+            return job
+        job.attempts += 1
+        self.retried_batches += 1
+        self._retries.append(job)  # the next worker to be free takes it
+        return None
+
+    def _lose(self, job: _Job | None, results: list[BatchResult]) -> None:
+        if job is not None:
             self.lost_batches += 1
             results.append((job.batch_id, None))
-            return
-        job.attempts += 1
-        self._retries.append(job)  # the next worker to be free takes it
 
-    def _send_retries(self) -> None:
+    def _send_retries(self, results: list[BatchResult]) -> None:
         while self._retries:
-            worker = next((w for w in self._workers if w.ready and w.job is None), None)
+            worker = self._live_idle_worker()
             if worker is None:
+                if not self._workers:  # every slot given up: nothing will ever take them
+                    for job in self._retries:
+                        self._lose(job, results)
+                    self._retries.clear()
                 return
             self._send_to(worker, self._retries.pop(0))
 
-    def _started(self, worker: _Worker, results: list[BatchResult]) -> None:
+    def _started(self, worker: _Worker) -> None:
         try:
             worker.read_ready()
         except WorkerError as error:
             # It loaded the same bundles before; failing now means the host is in trouble.
             log.error("detector worker failed to restart", error=str(error))
-            self._replace(worker, results)
+            self._replace(worker, "failed to start")
             return
         self._failures[self._workers.index(worker)] = 0
         log.info("detector worker restarted", worker=worker.index, pid=worker.process.pid)

@@ -29,8 +29,9 @@ import structlog
 
 from dfd.daemon.bus import AlertJournal, EventBus
 from dfd.daemon.capture.base import CaptureEvent, Source
+from dfd.daemon.keys import load_curve_server
 from dfd.daemon.metrics import DaemonMetrics, serve_metrics
-from dfd.daemon.models import ModelSet
+from dfd.daemon.models import ModelSet, load_trusted_keys
 from dfd.daemon.notify import Notifier, PipelineWatchdog
 from dfd.daemon.pipeline import Pipeline
 from dfd.daemon.scoring import WorkerPool
@@ -55,6 +56,7 @@ def load_models(settings: Settings, bundles: list[str] | None = None) -> ModelSe
         threshold=models.threshold,
         weights=None if bundles else models.weights,
         hop_s=models.hop_s,
+        trusted_keys=load_trusted_keys(models.trusted_keys),  # read again on each reload
     )
 
 
@@ -67,7 +69,11 @@ def start_pool(settings: Settings, models: ModelSet) -> WorkerPool:
     )
     workers = config.workers or (1 if on_gpu else 0)
     return WorkerPool(
-        models.paths, workers=workers, threads=config.threads_per_worker, device=config.device
+        models.paths,
+        workers=workers,
+        threads=config.threads_per_worker,
+        device=config.device,
+        batch_timeout_s=config.batch_timeout_s,
     )
 
 
@@ -80,6 +86,7 @@ class Daemon:
         on_loop: Callable[[Daemon], None] | None = None,
         notifier: Notifier | None = None,
     ) -> None:
+        curve = load_curve_server(settings.serve)  # before the slow start: a bad key fails at once
         import torch
 
         torch.set_num_threads(1)  # the pipeline thread; detectors run in their own processes
@@ -102,7 +109,9 @@ class Daemon:
         serve = settings.serve
         try:
             journal = AlertJournal(serve.journal_path(), serve.journal_fsync_interval_s)
-            self.bus = EventBus(serve.pub, journal, publish_scores=serve.publish_scores)
+            self.bus = EventBus(
+                serve.pub, journal, publish_scores=serve.publish_scores, curve=curve
+            )
         except BaseException:
             self.pool.close()
             raise
@@ -123,6 +132,7 @@ class Daemon:
             speech=self.settings.speech,
             decision=self.settings.decision,
             frontend_device=self.settings.dsp.device,
+            one_window_per_stream=True,  # a lost batch costs each call at most one window
         )
 
     # -- control ----------------------------------------------------------------------------
@@ -325,9 +335,13 @@ def build_sources(settings: Settings) -> list[Source]:
     if serve.pcm:
         from dfd.daemon.capture.pcm_ingest import PcmIngestSource
 
+        curve = load_curve_server(serve)
         sources += [
             PcmIngestSource(
-                endpoint, sample_rate=serve.pcm_rate, idle_timeout_s=serve.idle_timeout_s
+                endpoint,
+                sample_rate=serve.pcm_rate,
+                idle_timeout_s=serve.idle_timeout_s,
+                curve=curve,
             )
             for endpoint in serve.pcm
         ]

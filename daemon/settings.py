@@ -84,6 +84,12 @@ class ModelSettings:
     device: str = "auto"  # ONNX Runtime: auto | cpu | cuda | cuda:N
     workers: int = 0  # detector worker processes; 0: one per CPU core (one when on CUDA)
     threads_per_worker: int = 1
+    # A worker that holds a batch this long is killed and restarted, the batch sent again once.
+    # A batch of 16 windows takes about 0.15 s of one core; 10 s spares an overloaded host, and
+    # two tries (20 s) end before the systemd watchdog (30 s) would restart the whole daemon.
+    batch_timeout_s: float = 10.0
+    # ed25519 public key files (PEM); when set, every bundle must be signed by one of them
+    trusted_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.bundles:
@@ -92,6 +98,10 @@ class ModelSettings:
             raise ConfigError("models.weights must give one weight per bundle")
         if self.workers < 0 or self.threads_per_worker < 1:
             raise ConfigError("models.workers must be >= 0 and models.threads_per_worker >= 1")
+        if not self.batch_timeout_s > 0:  # NaN too
+            raise ConfigError(
+                f"models.batch_timeout_s must be positive, got {self.batch_timeout_s}"
+            )
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -129,8 +139,19 @@ class ServeSettings:
     publish_scores: bool = False  # per-window scores on the `score` topic
     allow_remote_endpoints: bool = False  # bind to other hosts than localhost
     metrics: str = "127.0.0.1:9464"  # Prometheus endpoint, HOST:PORT; "" turns it off
+    # CURVE (dfd.daemon.keys): the daemon's secret certificate makes the bus and the PCM ingest
+    # encrypted, authenticating servers; None or "": plain ZeroMQ
+    curve_secret_key: str | None = None
+    # a folder of the public certificates (*.key) of the clients let in; None or "": any client
+    # that knows the daemon's public key
+    curve_clients: str | None = None
 
     def __post_init__(self) -> None:
+        if self.curve_clients and not self.curve_secret_key:
+            raise ConfigError(
+                "serve.curve_clients needs serve.curve_secret_key: without the daemon's key "
+                "CURVE is off and the client list would not be checked"
+            )
         if self.status_interval_s <= 0 or self.journal_fsync_interval_s < 0:
             raise ConfigError("serve.status_interval_s must be > 0, journal_fsync_interval_s >= 0")
         if self.pcm_rate < 1 or self.idle_timeout_s <= 0:
@@ -139,7 +160,7 @@ class ServeSettings:
             raise ConfigError("serve.intake_queue must be at least 1")
         if self.metrics:
             _, colon, port = self.metrics.rpartition(":")
-            if not colon or not port.isdigit() or int(port) > 65_535:
+            if not colon or not (port.isascii() and port.isdigit()) or int(port) > 65_535:
                 raise ConfigError(
                     f"serve.metrics must be HOST:PORT (or empty to turn the endpoint off), "
                     f"got {self.metrics!r}"

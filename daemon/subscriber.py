@@ -21,6 +21,8 @@ from typing import Any, TypeGuard
 import structlog
 import zmq
 
+from dfd.daemon.keys import CurveClient
+
 log = structlog.get_logger(__name__)
 
 _POLL_SLICE_S = 0.1  # the longest a blocking wait lasts, so Ctrl-C is seen promptly
@@ -32,6 +34,7 @@ def subscribe(
     *,
     timeout_s: float | None = None,
     max_events: int | None = None,
+    curve: CurveClient | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield the events published on ``endpoint`` whose topic starts with one of ``topics``.
 
@@ -41,21 +44,31 @@ def subscribe(
     Events sent before the connection is up are not received (ZeroMQ's slow joiner); catch up
     from the alert journal for alerts. Closing the iterator (``break``, garbage collection)
     closes the socket.
+
+    ``curve``: the keys for a daemon whose bus is a CURVE server (``dfd.daemon.keys``). With a
+    wrong key, or a client key the daemon does not list, nothing arrives and nothing is raised
+    (ZeroMQ turns the connection away in its handshake and retries).
     """
     if timeout_s is not None and timeout_s < 0:
         raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
     if max_events is not None and max_events < 0:
         raise ValueError(f"max_events must be >= 0, got {max_events}")
-    return _receive(endpoint, tuple(topics), timeout_s, max_events)
+    return _receive(endpoint, tuple(topics), timeout_s, max_events, curve)
 
 
 def _receive(
-    endpoint: str, topics: tuple[str, ...], timeout_s: float | None, max_events: int | None
+    endpoint: str,
+    topics: tuple[str, ...],
+    timeout_s: float | None,
+    max_events: int | None,
+    curve: CurveClient | None,
 ) -> Iterator[dict[str, Any]]:
     context: zmq.Context[Any] = zmq.Context()
     socket = context.socket(zmq.SUB)
     try:
         socket.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            curve.secure(socket)
         socket.connect(endpoint)
         for topic in topics:
             socket.setsockopt(zmq.SUBSCRIBE, topic.encode())

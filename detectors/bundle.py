@@ -12,6 +12,9 @@ A bundle folder holds:
     A ``ModelCard``: family and version, the scoring window, the front end that computes the
     features, how to read the output, the calibration to P(synthetic), thresholds, training
     provenance, metrics and the sha256 of every other file of the bundle.
+``signature.json`` (optional)
+    An ed25519 signature of the exact bytes of ``model_card.json`` (``dfd.detectors.signing``),
+    not itself listed in the card. Required when ``load_bundle`` is given trusted keys.
 
 Conventions. The *raw* output of a bundle is in the spoof direction: higher = more likely
 synthetic (``spoof_logit`` as is; ``spoof_score`` as is; ``class_logits``: the spoof log-odds
@@ -21,10 +24,12 @@ and ``calibrated: false``. Score files for ``dfd eval`` run the other way (highe
 fide, the ASVspoof convention): write ``-raw`` there, or the official bona fide logit
 (``Bundle.official_score``).
 
-``load_bundle`` refuses, with a ``BundleError`` naming the bundle and the problem: a card with an
-unknown key or a value of the wrong type, a listed file that is missing or whose sha256 differs,
-an ``.onnx`` file the card does not list, ONNX metadata that disagrees with the card, and graph
-input or output names other than the card's.
+``load_bundle`` refuses, with a ``BundleError`` naming the bundle and the problem: with trusted
+keys, a card without a good signature by one of them (checked first, on the bytes then parsed);
+a card with an unknown key or a value of the wrong type, a listed file that is missing or whose
+sha256 differs, an ``.onnx`` file the card does not list, ONNX metadata that disagrees with the
+card, and graph input or output names other than the card's. Nothing is unpickled: the card is
+JSON and the graph is ONNX (protobuf).
 """
 
 from __future__ import annotations
@@ -44,8 +49,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 
 from dfd.core.typed_config import ConfigError, build_dataclass
-from dfd.detectors.common import OutputConvention
-from dfd.detectors.export import INPUT_NAME
+from dfd.detectors.contract import INPUT_NAME, OutputConvention
 from dfd.dsp.framer import WindowGeometry
 from dfd.dsp.frontends import FrontendSpec, frontend_spec_from_dict
 
@@ -53,11 +57,14 @@ if TYPE_CHECKING:
     import onnx
 
     from dfd.detectors.registry import DetectorFamily
+    from dfd.detectors.signing import TrustedKeys
 
 FORMAT: Final = "dfd-bundle/1"
 CARD_NAME = "model_card.json"
 MODEL_NAME = "model.onnx"
+SIGNATURE_NAME = "signature.json"  # signs the card, so the card cannot list it
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_UNLISTED = ("", CARD_NAME, SIGNATURE_NAME)  # never in a card's files
 
 
 class BundleError(ValueError):
@@ -236,7 +243,7 @@ class ModelCard:
             raise ValueError(f"files must be a JSON object, got {self.files!r}")
         for name, digest in self.files.items():
             relative = PurePosixPath(name)
-            if relative.is_absolute() or ".." in relative.parts or name in ("", CARD_NAME):
+            if relative.is_absolute() or ".." in relative.parts or name in _UNLISTED:
                 raise ValueError(f"files: {name!r} is not a file of the bundle")
             if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
                 raise ValueError(f"files: {name}: not a sha256 hex digest: {digest!r}")
@@ -369,9 +376,10 @@ def write_bundle(
     """Write ``model`` (an ONNX file's path or bytes) and ``card`` into ``folder``; return it.
 
     The card's ``files`` becomes the sha256 of every file in the folder but the card itself
-    (hidden names excluded). The ONNX file is checked against the card before the card is
-    written, and the card is written last, so a folder never holds a card for a model it does
-    not fit. A folder that already holds a card is refused unless ``overwrite``.
+    and its signature (hidden names excluded). The ONNX file is checked against the card before
+    the card is written, and the card is written last, so a folder never holds a card for a
+    model it does not fit. A folder that already holds a card is refused unless ``overwrite``,
+    and then loses its signature, which signed the card being replaced.
     """
     folder = Path(folder)
     if (folder / CARD_NAME).exists() and not overwrite:
@@ -388,10 +396,12 @@ def write_bundle(
         for path in sorted(folder.rglob("*"))
         if path.is_file()
         and path.name != CARD_NAME
+        and path.relative_to(folder).as_posix() != SIGNATURE_NAME
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     }
     card = dataclasses.replace(card, files=files)
     _check_model(folder, card)
+    (folder / SIGNATURE_NAME).unlink(missing_ok=True)
     _write_atomically(folder / CARD_NAME, card.to_json().encode("utf-8"))
     return folder
 
@@ -405,13 +415,21 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def read_card(folder: str | Path) -> ModelCard:
     """The validated card of a bundle, without checking its files (``load_bundle`` does)."""
     folder = Path(folder)
+    return _parse_card(folder, _read_card_bytes(folder))
+
+
+def _read_card_bytes(folder: Path) -> bytes:
     if not folder.is_dir():
         raise BundleError(f"{folder}: no such bundle folder")
     card_path = folder / CARD_NAME
     if not card_path.is_file():
         raise BundleError(f"{folder}: not a bundle: no {CARD_NAME}")
+    return card_path.read_bytes()
+
+
+def _parse_card(folder: Path, text: bytes) -> ModelCard:
     try:
-        data = json.loads(card_path.read_text(encoding="utf-8"))
+        data = json.loads(text.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleError(f"{folder}: {CARD_NAME} is not JSON ({error})") from error
     if not isinstance(data, dict):
@@ -422,10 +440,14 @@ def read_card(folder: str | Path) -> ModelCard:
         raise BundleError(f"{folder}: {error}") from error
 
 
-def load_bundle(folder: str | Path) -> Bundle:
-    """Read, validate and verify the bundle in ``folder`` (see the module docstring)."""
+def load_bundle(folder: str | Path, trusted_keys: TrustedKeys | None = None) -> Bundle:
+    """Read, validate and verify the bundle in ``folder`` (see the module docstring); with
+    ``trusted_keys``, its card must carry a good signature by one of them."""
     folder = Path(folder)
-    card = read_card(folder)
+    card_bytes = _read_card_bytes(folder)
+    if trusted_keys is not None:  # before anything of the bundle is parsed
+        trusted_keys.verify_card(folder, card_bytes)
+    card = _parse_card(folder, card_bytes)
     if MODEL_NAME not in card.files:
         raise BundleError(f"{folder}: {CARD_NAME} does not list {MODEL_NAME} under files")
     for name, expected in card.files.items():

@@ -8,11 +8,12 @@ takes the raw waveform batch ``(batch, samples)``.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from dfd.detectors.contract import OutputConvention
 from dfd.dsp.frontends import FrontendSpec, LogMelSpec
 
 WINDOW_SAMPLES = 32_000  # 2 s at 16 kHz: the daemon's scoring window
@@ -23,20 +24,6 @@ SAMPLE_RATE = 16_000
 # interpolates the spectrum so that no narrow low mel triangle falls between two FFT bins (with a
 # 512-point FFT some of the 128 filters are empty).
 LOGMEL_128 = LogMelSpec(n_fft=1024, win_length=512, hop_length=250, n_mels=128)
-
-OutputConvention = Literal["spoof_logit", "class_logits", "spoof_score"]
-"""How to read a detector's raw output (before calibration):
-
-``spoof_logit``
-    ``(batch,)``: one logit, higher = more likely spoof; ``sigmoid`` gives P(spoof) before
-    calibration. Trained with binary cross-entropy (or focal loss) against label 1 = spoof.
-``class_logits``
-    ``(batch, 2)``: class logits, index 0 = bona fide, index 1 = spoof; trained with
-    cross-entropy. ``logits[:, 1] - logits[:, 0]`` is the equivalent spoof logit.
-``spoof_score``
-    ``(batch,)``: an unbounded score, higher = more likely spoof, that is not a logit (a
-    difference of embedding distances); calibration maps it to P(spoof).
-"""
 
 
 class Detector(nn.Module, abc.ABC):

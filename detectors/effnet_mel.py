@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from dfd.core.typed_config import ConfigError
-from dfd.detectors.common import LOGMEL_128, Detector, OutputConvention, describe
+from dfd.detectors.common import LOGMEL_128, Detector, describe
+from dfd.detectors.contract import OutputConvention
 from dfd.dsp.frontends import FrontendSpec, LogMelSpec
 
 EFFICIENTNET_B0_CHANNELS = 1280  # width of EfficientNet-B0's last feature map

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from dfd.detectors.contract import BATCH_AXIS, INPUT_NAME
+
 if TYPE_CHECKING:
     import onnxruntime
 
 OPSET = 17
-INPUT_NAME = "features"
-BATCH_AXIS = "batch"
 
 
 def _sinc_symbolic(graph: Any, x: Any) -> Any:

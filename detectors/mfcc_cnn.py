@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from dfd.core.typed_config import ConfigError
-from dfd.detectors.common import WINDOW_SAMPLES, Detector, OutputConvention, describe
+from dfd.detectors.common import WINDOW_SAMPLES, Detector, describe
+from dfd.detectors.contract import OutputConvention
 from dfd.dsp.frontends import FrontendSpec, MfccSpec
 
 BONAFIDE_INDEX = 0

@@ -21,7 +21,7 @@ from torch import nn
 
 from dfd.detectors.aasist import AASIST, AASIST_L, AasistConfig, build_aasist
 from dfd.detectors.aasist import SPOOF_INDEX as AASIST_SPOOF_INDEX
-from dfd.detectors.common import OutputConvention
+from dfd.detectors.contract import OutputConvention
 from dfd.detectors.effnet_mel import EffnetMel, EffnetMelConfig
 from dfd.detectors.mfcc_cnn import SPOOF_INDEX as MFCC_CNN_SPOOF_INDEX
 from dfd.detectors.mfcc_cnn import MfccCnn, MfccCnnConfig

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dfd.detectors.bundle import Bundle, load_bundle
-from dfd.detectors.export import INPUT_NAME
+from dfd.detectors.contract import INPUT_NAME
 
 if TYPE_CHECKING:
     import onnxruntime

@@ -30,7 +30,8 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from dfd.core.typed_config import ConfigError
-from dfd.detectors.common import LOGMEL_128, Detector, OutputConvention, describe
+from dfd.detectors.common import LOGMEL_128, Detector, describe
+from dfd.detectors.contract import OutputConvention
 from dfd.dsp.frontends import FrontendSpec, LogMelSpec
 
 

@@ -9,6 +9,7 @@ carry one party per channel, and mixing them would hide a synthetic caller behin
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -20,6 +21,15 @@ import torch
 import torchaudio.functional as taf
 
 PIPELINE_SAMPLE_RATE = 16_000
+
+# The detectors judge telephone-band speech (up to 3.4 kHz), which needs 8 kHz. Below that the
+# band is cut short and bona fide speech scores as synthetic: the bundled bona fide call raises
+# alerts when resampled to 6 kHz or 4 kHz (docs/reliability.md).
+MIN_SAMPLE_RATE = 8_000
+# The largest resampling filter (taps over all phases) dfd builds: 4 Mi floats, 16 MiB. Every
+# standard rate needs far less (44.1 kHz -> 16 kHz: 130 thousand); an odd rate such as 44101 Hz
+# shares no factor with 16 kHz and would need 711 million taps, 12 GB and minutes to build.
+MAX_RESAMPLING_TAPS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,10 @@ def load_audio(path: str | Path, sample_rate: int = PIPELINE_SAMPLE_RATE) -> Rec
             source_format = codec
     if samples.shape[1] == 0:
         raise AudioDecodeError(f"{path}: the file holds no audio frames")
+    try:
+        check_resampling(rate, sample_rate)
+    except ValueError as error:
+        raise AudioDecodeError(f"{path}: {error}") from None
     return Recording(
         samples=resample(samples, rate, sample_rate),
         sample_rate=sample_rate,
@@ -108,18 +122,59 @@ def load_audio(path: str | Path, sample_rate: int = PIPELINE_SAMPLE_RATE) -> Rec
 
 # librosa's "kaiser_best": a steep anti-aliasing filter (over 40 dB down within 3 % of the new
 # Nyquist frequency). torchaudio's default kernel (width 6) lets tones just above it alias back.
+_LOWPASS_FILTER_WIDTH = 64
+_ROLLOFF = 0.9475
 RESAMPLING_KERNEL = {
-    "lowpass_filter_width": 64,
-    "rolloff": 0.9475,
+    "lowpass_filter_width": _LOWPASS_FILTER_WIDTH,
+    "rolloff": _ROLLOFF,
     "resampling_method": "sinc_interp_kaiser",
     "beta": 14.769656459379492,
 }
+
+
+def resampling_taps(from_rate: int, to_rate: int) -> int:
+    """Taps of the filter that resamples ``from_rate`` to ``to_rate`` (all phases together), as
+    torchaudio builds it with ``RESAMPLING_KERNEL``; 0 when the rates are equal."""
+    if from_rate == to_rate:
+        return 0
+    common = math.gcd(from_rate, to_rate)
+    step_in, step_out = from_rate // common, to_rate // common
+    width = math.ceil(_LOWPASS_FILTER_WIDTH * step_in / (min(step_in, step_out) * _ROLLOFF))
+    return step_out * (2 * width + step_in)
+
+
+def check_resampling(from_rate: int, to_rate: int) -> None:
+    """Refuse (``ValueError``) a conversion whose exact filter would be unaffordably large."""
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+    taps = resampling_taps(from_rate, to_rate)
+    if taps > MAX_RESAMPLING_TAPS:
+        raise ValueError(
+            f"a sample rate of {from_rate} Hz cannot be converted to {to_rate} Hz in reasonable "
+            f"time and memory (the exact filter would have {taps:,} taps); convert the file to "
+            f"a standard rate first (ffmpeg -i IN -ar {to_rate} OUT.wav)"
+        )
+
+
+def check_sample_rate(path: Path, rate: int, to_rate: int = PIPELINE_SAMPLE_RATE) -> None:
+    """Refuse audio the detectors cannot judge: below ``MIN_SAMPLE_RATE``, or at a rate that
+    cannot be resampled to ``to_rate`` (``check_resampling``)."""
+    if rate < MIN_SAMPLE_RATE:
+        raise AudioDecodeError(
+            f"{path}: the sample rate is {rate} Hz; dfd needs at least {MIN_SAMPLE_RATE} Hz "
+            f"(telephone-band speech): at lower rates bona fide speech scores as synthetic"
+        )
+    try:
+        check_resampling(rate, to_rate)
+    except ValueError as error:
+        raise AudioDecodeError(f"{path}: {error}") from None
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Band-limited resampling along the last axis (windowed sinc, Kaiser window)."""
     if from_rate == to_rate:
         return np.ascontiguousarray(samples, dtype=np.float32)
+    check_resampling(from_rate, to_rate)
     tensor = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
     resampled: np.ndarray = taf.resample(tensor, from_rate, to_rate, **RESAMPLING_KERNEL).numpy()
     return resampled
@@ -142,6 +197,13 @@ def ffmpeg_executable(tool: str = "ffmpeg") -> str:
     return executable
 
 
+def message_tail(output: bytes, lines: int = 2) -> str:
+    """The last ``lines`` lines of a tool's messages that say something, joined into one."""
+    said = [line.strip() for line in output.decode(errors="replace").splitlines()]
+    said = [line for line in said if line and not line.startswith("Last message repeated")]
+    return "; ".join(said[-lines:])
+
+
 def probe_with_ffmpeg(path: Path) -> tuple[int, int, str]:
     command = [
         ffmpeg_executable("ffprobe"),
@@ -152,12 +214,20 @@ def probe_with_ffmpeg(path: Path) -> tuple[int, int, str]:
         str(path),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, check=False)
-    streams = json.loads(result.stdout or b"{}").get("streams", [])
-    if result.returncode != 0 or not streams:
-        detail = result.stderr.decode(errors="replace").strip() or "no audio stream"
-        raise AudioDecodeError(f"{path}: not a readable audio file ({detail})")
-    stream = streams[0]
-    return int(stream["sample_rate"]), int(stream["channels"]), str(stream["codec_name"])
+    detail = message_tail(result.stderr)
+    try:  # ffprobe can exit 1 after printing half a JSON object (a header with 0 channels)
+        stream = json.loads(result.stdout)["streams"][0] if result.returncode == 0 else {}
+        rate, channels = int(stream["sample_rate"]), int(stream["channels"])
+        codec = str(stream["codec_name"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise AudioDecodeError(
+            f"{path}: not a readable audio file ({detail or 'no audio stream'})"
+        ) from None
+    if rate <= 0 or channels <= 0:
+        raise AudioDecodeError(
+            f"{path}: not a readable audio file ({channels} channels at {rate} Hz)"
+        )
+    return rate, channels, codec
 
 
 def _decode_with_ffmpeg(path: Path, input_args: list[str]) -> np.ndarray:
@@ -171,6 +241,6 @@ def _decode_with_ffmpeg(path: Path, input_args: list[str]) -> np.ndarray:
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0:
-        detail = result.stderr.decode(errors="replace").strip()
+        detail = message_tail(result.stderr)
         raise AudioDecodeError(f"{path}: ffmpeg could not decode it ({detail})")
     return np.frombuffer(result.stdout, dtype="<f4").copy()

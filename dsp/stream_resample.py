@@ -16,13 +16,12 @@ import numpy as np
 import torch
 import torchaudio.transforms
 
-from dfd.dsp.audio_io import RESAMPLING_KERNEL
+from dfd.dsp.audio_io import RESAMPLING_KERNEL, check_resampling
 
 
 class StreamResampler:
     def __init__(self, from_rate: int, to_rate: int) -> None:
-        if from_rate <= 0 or to_rate <= 0:
-            raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+        check_resampling(from_rate, to_rate)  # positive rates, and a filter of sane size
         self.from_rate, self.to_rate = from_rate, to_rate
         common = math.gcd(from_rate, to_rate)
         self._step_in, self._step_out = from_rate // common, to_rate // common

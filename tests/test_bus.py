@@ -483,6 +483,13 @@ def test_seq_continues_after_a_restart_from_the_journal(tmp_path: Path) -> None:
         assert bus.publish("alert.cleared", body_of("alert.cleared"))["seq"] == 100
 
 
+def test_the_journal_folder_is_created_when_missing(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "dfd" / "alerts.jsonl"
+    with AlertJournal(path) as journal:
+        journal.append({"seq": 1, "topic": "alert.raised"})
+    assert AlertJournal.read(path) == [{"seq": 1, "topic": "alert.raised"}]
+
+
 def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "alerts.jsonl"
     with AlertJournal(path), pytest.raises(JournalError, match="open for writing"):

@@ -40,8 +40,12 @@ def test_version_comes_from_the_installed_distribution() -> None:
         ["models", "list"],
         ["models", "show"],
         ["models", "import-aasist"],
+        ["models", "sign"],
         ["train"],
         ["eval"],
+        ["subscribe"],
+        ["keys"],
+        ["keys", "generate"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

@@ -21,7 +21,8 @@ from torch import nn
 
 from dfd.core.typed_config import ConfigError
 from dfd.detectors.common import WINDOW_SAMPLES
-from dfd.detectors.export import BATCH_AXIS, INPUT_NAME, OPSET, cpu_session, export_onnx
+from dfd.detectors.contract import BATCH_AXIS, INPUT_NAME
+from dfd.detectors.export import OPSET, cpu_session, export_onnx
 from dfd.detectors.export import run_session as run_onnx
 from dfd.detectors.mfcc_cnn import MfccCnn, MfccCnnConfig
 from dfd.detectors.registry import FAMILIES, DetectorFamily, family

@@ -199,6 +199,7 @@ def make_pipeline(
     models: ModelSet,
     scorer: Any,
     decision: DecisionPolicy | None = None,
+    one_window_per_stream: bool = False,
     **pipeline_settings: Any,
 ) -> tuple[Pipeline, ReplayRecorder]:
     recorder = ReplayRecorder()
@@ -209,6 +210,7 @@ def make_pipeline(
         PipelineSettings(**pipeline_settings),
         decision=decision,
         frontend_device="cpu",
+        one_window_per_stream=one_window_per_stream,
     )
     return pipeline, recorder
 
@@ -445,6 +447,67 @@ def test_a_scorer_that_loses_everything_still_ends_the_call(wave_models: ModelSe
     assert pipeline.counters.windows_lost == 3
     assert topics(recorder)[-1] == "call.ended"
     assert of_topic(recorder, "call.ended")[0]["alerts"] == 0
+
+
+def lost_per_stream(recorder: ReplayRecorder) -> dict[tuple[str, int], int]:
+    """Speech windows left unscored (lost: nothing is shed in these tests), per stream."""
+    lost: dict[tuple[str, int], int] = {}
+    for body in of_topic(recorder, "score"):
+        key = (body["call_id"], body["channel"])
+        lost[key] = lost.get(key, 0) + (body["speech"] and body["score"] is None)
+    return lost
+
+
+@pytest.mark.parametrize("one_window_per_stream", [True, False])
+def test_a_lost_batch_costs_each_stream_one_window_when_batches_take_one_per_stream(
+    wave_models: ModelSet, one_window_per_stream: bool
+) -> None:
+    scorer = ScriptedScorer(lose=frozenset({0}))
+    pipeline, recorder = make_pipeline(
+        wave_models, scorer, one_window_per_stream=one_window_per_stream, batch_size=4
+    )
+    calls = [f"call-{n}" for n in range(3)]
+    for seed, call_id in enumerate(calls):  # 4.5 s each: 6 windows, all queued at once
+        feed(pipeline, noise_at(LOUD_DBFS, 4.5, seed), call_id=call_id, pump=False)
+    pipeline.drain()
+
+    lost = lost_per_stream(recorder)
+    if one_window_per_stream:
+        # Batches of one window per stream, the oldest of each: 3 windows a batch (3 calls)
+        assert [windows for _, windows in scorer.submitted] == [3] * 6
+        assert lost == {(call_id, 0): 1 for call_id in calls}
+        assert pipeline.counters.windows_lost == 3
+    else:  # as `dfd replay` batches: the 4 oldest windows, all of the first call
+        assert [windows for _, windows in scorer.submitted] == [4, 4, 4, 4, 2]
+        assert lost == {("call-0", 0): 4, ("call-1", 0): 0, ("call-2", 0): 0}
+    for call_id in calls:  # windows are applied in order all the same, and every call ends
+        scores = [s for s in of_topic(recorder, "score") if s["call_id"] == call_id]
+        assert [s["start"] for s in scores] == [0.5 * i for i in range(6)]
+    assert [e["call_id"] for e in of_topic(recorder, "call.ended")] == calls
+    assert pipeline.counters.windows_scored + pipeline.counters.windows_lost == 18
+
+
+def test_batches_of_one_window_per_stream_take_the_oldest_window_of_each(
+    wave_models: ModelSet,
+) -> None:
+    """Windows of three calls queued in the order they became ready, a0 a1 b0 b1 b2 c0; batches
+    of up to 2 windows, one per stream: (a0 b0) (a1 b1) (c0 b2)... never two windows of one call,
+    and a call whose windows are older goes first."""
+    scorer = ScriptedScorer(slots=0)
+    pipeline, _ = make_pipeline(
+        wave_models, scorer, one_window_per_stream=True, batch_size=2, score_silence=True
+    )
+    for call_id, seconds in (("a", 2.5), ("b", 3.0), ("c", 2.0)):
+        samples = noise_at(LOUD_DBFS, seconds)
+        pipeline.accept(AudioChunk(call_id, 0, samples, RATE), arrived=float(ord(call_id)))
+    assert pipeline.queued_windows == 6
+    scorer.slots = 1  # one batch at a time, collected in order
+    order: list[list[str]] = []
+    while pipeline.queued_windows:
+        before = {k: s.queued for k, s in pipeline._streams.items()}
+        pipeline.pump()
+        order.append(sorted(k[0] for k, s in pipeline._streams.items() if s.queued < before[k]))
+    assert order == [["a", "b"], ["a", "b"], ["b", "c"]]
 
 
 # ----------------------------------------------------------------------------------- events
@@ -760,6 +823,144 @@ def test_a_batch_whose_worker_dies_twice_is_lost_and_the_pool_goes_on(bundles: B
         wait_for(pool, lambda: pool.free_slots == 1)
         pool.submit(1, [windows[:3]])
         np.testing.assert_allclose(collect_until(pool, 1)[1][0], expected[:3], atol=1e-5)
+    finally:
+        pool.close()
+
+
+def process_state(pid: int) -> str:
+    """The state letter of ``/proc/PID/stat`` (R, S, T stopped, Z zombie), "" once reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return ""
+    return stat.rpartition(")")[2].split()[0]
+
+
+def wait_until_stopped(pid: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while process_state(pid) != "T":
+        assert time.monotonic() < deadline, f"process {pid} is {process_state(pid)!r}"
+        time.sleep(0.005)
+
+
+def wait_until_dead(pid: int, timeout_s: float = 10.0) -> None:
+    """Until the child ``pid`` can be waited for (left for its parent, this process, to reap):
+    every thread of it gone, not just its main thread a zombie."""
+    deadline = time.monotonic() + timeout_s
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        assert time.monotonic() < deadline, f"process {pid} is {process_state(pid)!r}"
+        time.sleep(0.005)
+
+
+def test_a_stopped_worker_holding_a_batch_is_killed_at_the_timeout_and_the_batch_retried(
+    bundles: Bundles,
+) -> None:
+    windows = noise_at(-20.0, 8 * 2.0).reshape(8, WINDOW)
+    expected = DetectorSession(bundles.wave, device="cpu").raw(windows)
+    timeout_s = 1.0
+    pool = WorkerPool([bundles.wave], workers=2, device="cpu", batch_timeout_s=timeout_s)
+    try:
+        stopped, second = pool.pids
+        os.kill(stopped, signal.SIGSTOP)  # hung: alive, holding its batch, never answering
+        wait_until_stopped(stopped)
+        sent = time.monotonic()
+        pool.submit(0, [windows])  # the first idle worker takes it: the stopped one
+        results = collect_until(pool, 1, timeout_s=timeout_s + 30)
+        took = time.monotonic() - sent
+        np.testing.assert_allclose(results[0][0], expected, atol=1e-5)  # scored by the other
+        assert timeout_s <= took < timeout_s + 5.0, took
+        assert (pool.timeouts, pool.retried_batches, pool.lost_batches) == (1, 1, 0)
+        assert pool.restarts == 1
+        assert pool.pids[0] != stopped and pool.pids[1] == second
+        assert process_state(stopped) == ""  # killed and reaped, not left stopped
+
+        wait_for(pool, lambda: pool.free_slots == 2)  # the replacement scores like the others
+        pool.submit(1, [windows[:3]])
+        pool.submit(2, [windows[3:]])
+        results = collect_until(pool, 2)
+        np.testing.assert_allclose(results[1][0], expected[:3], atol=1e-5)
+        np.testing.assert_allclose(results[2][0], expected[3:], atol=1e-5)
+        assert (pool.timeouts, pool.restarts, pool.lost_batches) == (1, 1, 0)
+    finally:
+        pool.close()
+
+
+def test_a_batch_that_outlasts_the_timeout_twice_is_lost(bundles: Bundles) -> None:
+    """32 windows take about half a second; with a 50 ms timeout both tries are cut short."""
+    windows = noise_at(-20.0, 32 * 2.0).reshape(32, WINDOW)
+    pool = WorkerPool([bundles.wave], workers=1, device="cpu", batch_timeout_s=0.05)
+    try:
+        first = pool.pids[0]
+        pool.submit(0, [windows])
+        assert collect_until(pool, 1) == {0: None}
+        assert (pool.timeouts, pool.retried_batches, pool.lost_batches) == (2, 1, 1)
+        assert pool.restarts == 2
+        assert first not in pool.pids
+        wait_for(pool, lambda: pool.free_slots == 1)  # and a third worker is ready
+    finally:
+        pool.close()
+
+
+def test_a_worker_killed_while_idle_is_replaced_before_the_next_batch(bundles: Bundles) -> None:
+    windows = noise_at(-20.0, 4 * 2.0).reshape(4, WINDOW)
+    expected = DetectorSession(bundles.wave, device="cpu").raw(windows)
+    pool = WorkerPool([bundles.wave], workers=2, device="cpu")
+    try:
+        first, second = pool.pids
+        # Killed between two batches, and the next batch comes before any collect: the pool
+        # finds the worker dead as it picks one, replaces it and sends the batch to the other.
+        os.kill(first, signal.SIGKILL)
+        wait_until_dead(first)
+        pool.submit(0, [windows])
+        assert pool.restarts == 1 and pool.pids[0] != first
+        np.testing.assert_allclose(collect_until(pool, 1)[0][0], expected, atol=1e-5)
+        assert (pool.retried_batches, pool.lost_batches, pool.timeouts) == (0, 0, 0)
+
+        # Killed while the pool waits in collect with nothing to do: replaced from there.
+        wait_for(pool, lambda: pool.free_slots == 2)
+        os.kill(second, signal.SIGKILL)
+        wait_for(pool, lambda: pool.restarts == 2)
+        assert pool.pids[1] != second and process_state(second) == ""
+        wait_for(pool, lambda: pool.free_slots == 2)
+        pool.submit(1, [windows[:1]])
+        pool.submit(2, [windows[1:]])
+        results = collect_until(pool, 2)
+        np.testing.assert_allclose(results[1][0], expected[:1], atol=1e-5)
+        np.testing.assert_allclose(results[2][0], expected[1:], atol=1e-5)
+        assert (pool.retried_batches, pool.lost_batches, pool.restarts) == (0, 0, 2)
+    finally:
+        pool.close()
+
+
+def test_a_batch_lost_with_its_worker_costs_each_call_one_window(
+    wave_models: ModelSet,
+) -> None:
+    """The daemon's batching (one window per stream) over a real pool whose worker is killed
+    twice while it holds the first batch: 12 calls lose one window each, and all of them end."""
+    pool = WorkerPool(wave_models.paths, workers=1, device="cpu")
+    try:
+        pipeline, recorder = make_pipeline(wave_models, pool, one_window_per_stream=True)
+        calls = [f"call-{n:02}" for n in range(12)]
+        for seed, call_id in enumerate(calls):  # 3 s each: 3 windows per call, all queued
+            feed(pipeline, noise_at(LOUD_DBFS, 3.0, seed), call_id=call_id, pump=False)
+        pipeline.pump()  # the first batch: the first window of each call
+        assert (pipeline.counters.batches, pool.in_flight) == (1, 1)
+        os.kill(pool.pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        while not (pool.restarts == 1 and pool._workers[0].ready and pool.free_slots == 0):
+            assert time.monotonic() < deadline, "the replacement never took the batch"
+            pipeline.pump(timeout=0.05)
+        assert pool.retried_batches == 1
+        os.kill(pool.pids[0], signal.SIGKILL)  # dies again while holding the same batch
+        pipeline.drain()
+
+        assert (pool.lost_batches, pool.restarts) == (1, 2)
+        assert pipeline.counters.windows_lost == 12
+        assert pipeline.counters.windows_scored == 24
+        assert lost_per_stream(recorder) == {(call_id, 0): 1 for call_id in calls}
+        firsts = [s for s in of_topic(recorder, "score") if s["start"] == 0.0]
+        assert [s["score"] for s in firsts] == [None] * 12  # the oldest window of each call
+        assert sorted(e["call_id"] for e in of_topic(recorder, "call.ended")) == calls
     finally:
         pool.close()
 

@@ -135,7 +135,7 @@ def test_unreadable_inputs_exit_2_with_one_error_line_each(bad_inputs: dict[str,
         ("text", "not a readable audio file"),
         ("empty", "not a readable audio file"),
         ("missing", "no such audio file"),
-        ("nan", "the audio holds NaN or infinite samples"),
+        ("nan", "the audio holds NaN or infinite samples (the first, nan, at 2.500 s"),
     ],
 )
 def test_each_unreadable_input_alone_exits_2_with_one_line(

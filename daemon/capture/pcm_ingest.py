@@ -26,6 +26,9 @@ Anything else (another frame count, a call id that is not UTF-8, a channel or se
 plain ASCII digits, an odd number of PCM bytes) is counted in ``malformed`` and dropped, and the
 source carries on. A sender whose frame exceeds ``MAX_MESSAGE_BYTES`` is disconnected by ZeroMQ
 itself (that message never arrives, so it is not counted).
+
+With ``curve`` (``dfd.daemon.keys``) the socket is a CURVE server: a sender needs the daemon's
+public key, and with a client list its own key must be listed; others deliver nothing.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from collections.abc import Sequence
 import numpy as np
 import structlog
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from dfd.daemon.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.keys import CurveServer
 
 log = structlog.get_logger(__name__)
 
@@ -115,6 +120,7 @@ class PcmIngestSource(Source):
         sample_rate: int = 16_000,
         idle_timeout_s: float = 5.0,
         max_fill_s: float = 5.0,
+        curve: CurveServer | None = None,
     ) -> None:
         super().__init__()
         if sample_rate <= 0 or idle_timeout_s <= 0 or max_fill_s < 0:
@@ -123,10 +129,12 @@ class PcmIngestSource(Source):
         self.sample_rate = sample_rate
         self.idle_timeout_s = idle_timeout_s
         self.max_fill = round(max_fill_s * sample_rate)
+        self.curve = curve
         self._streams: dict[StreamKey, _Stream] = {}
         self._ended: dict[StreamKey, float] = {}  # ended by an end message -> when
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._socket: zmq.Socket[bytes] | None = None
+        self._authenticator: ThreadAuthenticator | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._sink: Sink | None = None
@@ -140,6 +148,9 @@ class PcmIngestSource(Source):
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         try:
+            if self.curve is not None:
+                self.curve.secure(self._socket)
+                self._authenticator = self.curve.start_authenticator(self._context)
             self._socket.bind(self.endpoint)
         except zmq.ZMQError:
             self._close()
@@ -147,7 +158,12 @@ class PcmIngestSource(Source):
         self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._thread = threading.Thread(target=self._run, name="dfd-pcm-ingest", daemon=True)
         self._thread.start()
-        log.info("pcm_ingest_listening", endpoint=self.endpoint, sample_rate=self.sample_rate)
+        log.info(
+            "pcm_ingest_listening",
+            endpoint=self.endpoint,
+            sample_rate=self.sample_rate,
+            curve="off" if self.curve is None else self.curve.describe(),
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -161,6 +177,9 @@ class PcmIngestSource(Source):
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+        if self._authenticator is not None:
+            self._authenticator.stop()  # its ZAP socket would hold up terminating the context
+            self._authenticator = None
         if self._context is not None:
             self._context.term()
             self._context = None

@@ -2,10 +2,17 @@
 
 Each file is one call and each of its channels one party (channel). One thread paces every file
 of a source against a shared clock, ``block_s`` of audio per file per tick, so hundreds of files
-cost one thread. Files are decoded at ``start`` by ``load_audio`` (anything it reads, resampled to
-``sample_rate``, 16 kHz by default) and each stream ends with reason ``"end-of-file"``;
-``finished`` turns True when every file has ended. With ``loop``, a file starts over as a new call
-when it ends (``<call_id>#2``, ``#3``, ...), until ``stop``.
+cost one thread. Files are streamed (``open_audio_stream``: anything it reads, resampled to
+``sample_rate``, 16 kHz by default, a second at a time), so a two-hour file costs no more memory
+than a short one; a file named several times is read once for all its calls, which play in step.
+Each stream ends with reason ``"end-of-file"``; ``finished`` turns True when every file has
+ended. With ``loop``, a file starts over as a new call when it ends (``<call_id>#2``, ``#3``, ...),
+until ``stop``.
+
+Bad input never stops the source. A file that cannot be played at all (missing, undecodable,
+empty, below 8 kHz) is refused when the source is made, before anything starts. A file damaged
+part-way (cut short, corrupt, NaN or infinite samples) plays up to the damage, its streams end
+with reason ``"decode-error"`` (not looped) and the error is logged; the other files play on.
 
 The call id of a file is the one given with it (``(path, call_id)``) or ``wav-<file stem>``, with
 ``-<position in the list>`` added when several files would share a stem.
@@ -24,24 +31,74 @@ import numpy as np
 import structlog
 
 from dfd.daemon.capture.base import AudioChunk, Sink, Source, StreamEnded
-from dfd.dsp.audio_io import PIPELINE_SAMPLE_RATE, Recording, load_audio
+from dfd.dsp.audio_io import PIPELINE_SAMPLE_RATE, AudioDecodeError
+from dfd.dsp.audio_stream import open_audio_stream
+from dfd.dsp.stream_resample import StreamResampler
 
 log = structlog.get_logger(__name__)
 
 FileSpec = str | Path | tuple[str | Path, str]
 
+READ_BLOCK_S = 1.0
+
+
+class _FileReader:
+    """One pass over a file: its channels resampled to ``sample_rate``, handed out in any
+    amounts. Holds about ``READ_BLOCK_S`` of audio; decoding errors end the pass early and are
+    kept in ``error``."""
+
+    def __init__(self, path: Path, sample_rate: int) -> None:
+        self.info, self._blocks = open_audio_stream(path, READ_BLOCK_S, for_rate=sample_rate)
+        channels = self.info.channels
+        self._resamplers = [
+            StreamResampler(self.info.sample_rate, sample_rate) for _ in range(channels)
+        ]
+        self._pending = np.zeros((channels, 0), dtype=np.float32)
+        self._ended = False
+        self.error: str | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        return self._ended and self._pending.shape[1] == 0
+
+    def take(self, count: int) -> np.ndarray:
+        """The next ``count`` samples of every channel (fewer only at the end of the pass)."""
+        while self._pending.shape[1] <= count and not self._ended:  # one more: see the end
+            self._read()
+        taken, self._pending = self._pending[:, :count], self._pending[:, count:]
+        return taken
+
+    def _read(self) -> None:
+        try:
+            block = next(self._blocks)
+            converted = [r.push(c) for r, c in zip(self._resamplers, block, strict=True)]
+        except StopIteration:
+            converted = [r.finish() for r in self._resamplers]
+            self._ended = True
+        except (AudioDecodeError, OSError) as error:  # damaged, or gone from under us
+            converted = [r.finish() for r in self._resamplers]
+            self._ended, self.error = True, str(error)
+        self._pending = np.concatenate([self._pending, np.stack(converted)], axis=1)
+
+    def close(self) -> None:
+        self._blocks.close()
+
 
 @dataclasses.dataclass
-class _Playing:
-    call_id: str
-    samples: np.ndarray  # (channels, frames), shared between the files that name the same path
-    position: int = 0
+class _Track:
+    """A distinct file and the calls that play it, in step: one reader serves them all."""
+
+    path: Path
+    call_ids: list[str]
+    channels: int
+    reader: _FileReader | None = None
+    position: int = 0  # samples of this pass sent
+    pass_start: int = 0  # where this pass began on the shared clock
     passes: int = 1
     done: bool = False
 
-    @property
-    def current_call_id(self) -> str:
-        return self.call_id if self.passes == 1 else f"{self.call_id}#{self.passes}"
+    def current_call_ids(self) -> list[str]:
+        return self.call_ids if self.passes == 1 else [f"{c}#{self.passes}" for c in self.call_ids]
 
 
 class WavSource(Source):
@@ -66,7 +123,10 @@ class WavSource(Source):
         self.block_s = block_s
         self.loop = loop
         self.sample_rate = sample_rate
-        self._playing: list[_Playing] = []
+        self._channels = {
+            path: self._check(path) for path in dict.fromkeys(p for p, _ in self.files)
+        }
+        self._tracks: list[_Track] = []
         self._stopping = threading.Event()
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,16 +145,21 @@ class WavSource(Source):
     def finished(self) -> bool:
         return self._finished.is_set()
 
+    def _check(self, path: Path) -> int:
+        """Open ``path`` as a pass would (raising what it raises); its channel count."""
+        reader = _FileReader(path, self.sample_rate)
+        reader.close()
+        return reader.info.channels
+
     def start(self, sink: Sink) -> None:
         if self._thread is not None:
             raise RuntimeError("this WavSource is already started")
-        recordings: dict[Path, Recording] = {}
-        for path, _ in self.files:
-            if path not in recordings:
-                recordings[path] = load_audio(path, self.sample_rate)
-        self._playing = [
-            _Playing(call_id, recordings[path].samples)
-            for (path, _), call_id in zip(self.files, self.call_ids, strict=True)
+        calls: dict[Path, list[str]] = collections.defaultdict(list)
+        for (path, _), call_id in zip(self.files, self.call_ids, strict=True):
+            calls[path].append(call_id)
+        self._tracks = [
+            _Track(path, call_ids, self._channels[path], _FileReader(path, self.sample_rate))
+            for path, call_ids in calls.items()
         ]
         self._sink = sink
         self._thread = threading.Thread(target=self._run, name="dfd-wav", daemon=True)
@@ -105,9 +170,12 @@ class WavSource(Source):
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
-        for playing in self._playing:
-            if not playing.done and playing.position > 0:  # a pass that has begun
-                self._end(playing, "source-stopped")
+        for track in self._tracks:
+            if not track.done and track.position > 0:  # a pass that has begun
+                self._end(track, "source-stopped")
+            if track.reader is not None:
+                track.reader.close()
+                track.reader = None
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -119,39 +187,58 @@ class WavSource(Source):
                 if delay > 0 and self._stopping.wait(delay):
                     return
             until = round(tick * self.block_s * self.sample_rate)  # sample-exact shared clock
-            for playing in self._playing:
-                self._play(playing, until)
-            if all(playing.done for playing in self._playing):
+            for track in self._tracks:
+                self._play(track, until)
+            if all(track.done for track in self._tracks):
                 self._finished.set()
                 return
 
-    def _play(self, playing: _Playing, until: int) -> None:
-        """Send ``playing`` up to sample ``until`` of the shared clock, ending (and with
-        ``loop`` restarting) it on the way."""
+    def _play(self, track: _Track, until: int) -> None:
+        """Send ``track`` up to sample ``until`` of the shared clock, ending (and with ``loop``
+        restarting) it on the way."""
         assert self._sink is not None
-        channels, frames = playing.samples.shape
-        while not playing.done:
-            offset = (playing.passes - 1) * frames  # where this pass began on the shared clock
-            stop = min(until - offset, frames)
-            if stop <= playing.position:
+        while not track.done:
+            wanted = until - track.pass_start - track.position
+            if wanted <= 0:
                 return
-            for channel in range(channels):
-                samples = playing.samples[channel, playing.position : stop].copy()
-                chunk = AudioChunk(playing.current_call_id, channel, samples, self.sample_rate)
-                self._deliver(self._sink, chunk)
-            if playing.position == 0:
-                self.counters.streams_started += channels
-            playing.position = stop
-            if stop < frames:
+            if track.reader is None:  # a new pass (loop)
+                try:
+                    track.reader = _FileReader(track.path, self.sample_rate)
+                except (AudioDecodeError, OSError) as error:  # changed since the last pass
+                    log.error("wav_unreadable", path=str(track.path), error=str(error))
+                    track.done = True
+                    return
+            reader = track.reader
+            samples = reader.take(wanted)
+            if samples.shape[1]:
+                for call_id in track.current_call_ids():
+                    for channel, part in enumerate(samples):
+                        chunk = AudioChunk(call_id, channel, part.copy(), self.sample_rate)
+                        self._deliver(self._sink, chunk)
+                if track.position == 0:
+                    self.counters.streams_started += track.channels * len(track.call_ids)
+                track.position += samples.shape[1]
+            if not reader.exhausted:
                 return
-            self._end(playing, "end-of-file")
+            reader.close()
+            track.reader = None
+            problem = reader.error or reader.info.damage  # damage: a WAV file cut short
+            if problem is not None:
+                log.error("wav_decode_failed", path=str(track.path), error=problem)
+                self._end(track, "decode-error")
+                return
+            self._end(track, "end-of-file")
             if self.loop:
-                playing.passes += 1
-                playing.position = 0
-                playing.done = False
+                track.passes += 1
+                track.pass_start += track.position
+                track.position = 0
+                track.done = False
 
-    def _end(self, playing: _Playing, reason: str) -> None:
+    def _end(self, track: _Track, reason: str) -> None:
         assert self._sink is not None
-        playing.done = True
-        for channel in range(playing.samples.shape[0]):
-            self._deliver(self._sink, StreamEnded(playing.current_call_id, channel, reason))
+        track.done = True
+        if track.position == 0:  # nothing of this pass was sent: no stream to end
+            return
+        for call_id in track.current_call_ids():
+            for channel in range(track.channels):
+                self._deliver(self._sink, StreamEnded(call_id, channel, reason))

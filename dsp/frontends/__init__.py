@@ -1,7 +1,15 @@
-"""Feature front ends: ``nn.Module``s that map a batch of waveforms to a batch of features."""
+"""Feature front ends: ``nn.Module``s that map a batch of waveforms to a batch of features.
 
-from dfd.dsp.frontends.base import Frontend
-from dfd.dsp.frontends.sinc import SincConv, SincConvSpec
+The specs (``FrontendSpec`` and its kinds) need no torch; the modules that compute features are
+imported on first use, so that reading a model card does not load torch (see ``kinds``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from dfd.dsp.frontends.kinds import LfccSpec, LogMelSpec, MfccSpec, SincConvSpec, WaveformSpec
 from dfd.dsp.frontends.spec import (
     FrontendSpec,
     FrontendSpecError,
@@ -9,8 +17,29 @@ from dfd.dsp.frontends.spec import (
     frontend_spec_class,
     frontend_spec_from_dict,
 )
-from dfd.dsp.frontends.spectral import Lfcc, LfccSpec, LogMel, LogMelSpec, Mfcc, MfccSpec
-from dfd.dsp.frontends.waveform import Waveform, WaveformSpec
+
+if TYPE_CHECKING:
+    from dfd.dsp.frontends.base import Frontend
+    from dfd.dsp.frontends.sinc import SincConv
+    from dfd.dsp.frontends.spectral import Lfcc, LogMel, Mfcc
+    from dfd.dsp.frontends.waveform import Waveform
+
+_MODULES = {  # torch modules, imported when first asked for
+    "Frontend": "dfd.dsp.frontends.base",
+    "SincConv": "dfd.dsp.frontends.sinc",
+    "Lfcc": "dfd.dsp.frontends.spectral",
+    "LogMel": "dfd.dsp.frontends.spectral",
+    "Mfcc": "dfd.dsp.frontends.spectral",
+    "Waveform": "dfd.dsp.frontends.waveform",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "Frontend",

@@ -18,16 +18,13 @@ AASIST's choice); ``"peak"`` divides each filter by its centre tap, ``2 (f_high 
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
-
 import numpy as np
 import torch
 import torch.nn.functional as nnf
 from torch import nn
 
 from dfd.dsp.frontends.base import Frontend
-from dfd.dsp.frontends.spec import FrontendSpec, FrontendSpecError, register_frontend
+from dfd.dsp.frontends.kinds import SincConvSpec
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
@@ -41,48 +38,6 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
 def mel_spaced_band_edges(num_filters: int, f_min: float, f_max: float) -> np.ndarray:
     """``num_filters + 1`` edge frequencies in Hz, evenly spaced on the (HTK) mel scale."""
     return mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), num_filters + 1))
-
-
-@register_frontend
-@dataclasses.dataclass(frozen=True)
-class SincConvSpec(FrontendSpec):
-    kind = "sinc"
-    out_channels: int = 70
-    kernel_size: int = 129
-    stride: int = 1
-    padding: int = 0
-    f_min: float = 0.0
-    f_max: float | None = None  # None: the Nyquist frequency
-    min_low_hz: float = 0.0
-    min_band_hz: float = 0.0
-    learnable: bool = False
-    normalisation: Literal["passband", "peak"] = "passband"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.out_channels < 1:
-            raise FrontendSpecError("sinc: out_channels must be at least 1")
-        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
-            raise FrontendSpecError(
-                f"sinc: kernel_size must be odd and at least 3 so the filters are symmetric, "
-                f"got {self.kernel_size}"
-            )
-        if self.stride < 1 or self.padding < 0:
-            raise FrontendSpecError("sinc: stride must be >= 1 and padding >= 0")
-        if not 0.0 <= self.f_min < self.upper_hz <= self.sample_rate / 2:
-            raise FrontendSpecError(
-                f"sinc: need 0 <= f_min < f_max <= sample_rate / 2, got f_min={self.f_min}, "
-                f"f_max={self.f_max} at {self.sample_rate} Hz"
-            )
-        if self.normalisation not in ("passband", "peak"):
-            raise FrontendSpecError(f"sinc: unknown normalisation {self.normalisation!r}")
-
-    @property
-    def upper_hz(self) -> float:
-        return float(self.sample_rate / 2 if self.f_max is None else self.f_max)
-
-    def build(self) -> SincConv:
-        return SincConv(self)
 
 
 def sinc_filters(

@@ -4,21 +4,9 @@ SincConv whose cut-offs are trained with the rest): the batcher hands them the w
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from dfd.dsp.frontends.base import Frontend
-from dfd.dsp.frontends.spec import FrontendSpec, register_frontend
-
-
-@register_frontend
-@dataclasses.dataclass(frozen=True)
-class WaveformSpec(FrontendSpec):
-    kind = "waveform"
-
-    def build(self) -> Waveform:
-        return Waveform(self)
 
 
 class Waveform(Frontend):

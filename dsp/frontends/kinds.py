@@ -1,0 +1,162 @@
+"""The front-end kinds as specs: frozen dataclasses, registered by ``kind``, with no torch.
+
+A spec is what a model card stores and what the loader checks; reading one must not pull in
+torch, so that processes which only run ONNX graphs (the daemon's detector workers) stay small
+and start fast. ``build()`` imports the ``nn.Module`` that computes the features when it is
+called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Literal
+
+from dfd.dsp.frontends.spec import FrontendSpec, FrontendSpecError, register_frontend
+
+if TYPE_CHECKING:
+    from dfd.dsp.frontends.sinc import SincConv
+    from dfd.dsp.frontends.spectral import Lfcc, LogMel, Mfcc
+    from dfd.dsp.frontends.waveform import Waveform
+
+
+@register_frontend
+@dataclasses.dataclass(frozen=True)
+class SincConvSpec(FrontendSpec):
+    kind = "sinc"
+    out_channels: int = 70
+    kernel_size: int = 129
+    stride: int = 1
+    padding: int = 0
+    f_min: float = 0.0
+    f_max: float | None = None  # None: the Nyquist frequency
+    min_low_hz: float = 0.0
+    min_band_hz: float = 0.0
+    learnable: bool = False
+    normalisation: Literal["passband", "peak"] = "passband"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.out_channels < 1:
+            raise FrontendSpecError("sinc: out_channels must be at least 1")
+        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
+            raise FrontendSpecError(
+                f"sinc: kernel_size must be odd and at least 3 so the filters are symmetric, "
+                f"got {self.kernel_size}"
+            )
+        if self.stride < 1 or self.padding < 0:
+            raise FrontendSpecError("sinc: stride must be >= 1 and padding >= 0")
+        if not 0.0 <= self.f_min < self.upper_hz <= self.sample_rate / 2:
+            raise FrontendSpecError(
+                f"sinc: need 0 <= f_min < f_max <= sample_rate / 2, got f_min={self.f_min}, "
+                f"f_max={self.f_max} at {self.sample_rate} Hz"
+            )
+        if self.normalisation not in ("passband", "peak"):
+            raise FrontendSpecError(f"sinc: unknown normalisation {self.normalisation!r}")
+
+    @property
+    def upper_hz(self) -> float:
+        return float(self.sample_rate / 2 if self.f_max is None else self.f_max)
+
+    def build(self) -> SincConv:
+        from dfd.dsp.frontends.sinc import SincConv
+
+        return SincConv(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class _StftSpec(FrontendSpec):
+    """Parameters shared by every STFT-based front end (centred frames, reflect padding)."""
+
+    n_fft: int = 512
+    win_length: int | None = None  # None: n_fft
+    hop_length: int = 160
+    f_min: float = 0.0
+    f_max: float | None = None  # None: the Nyquist frequency
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_fft < 2 or self.hop_length < 1:
+            raise FrontendSpecError(f"{self.kind}: n_fft must be >= 2 and hop_length >= 1")
+        if not 0 < self.window_length <= self.n_fft:
+            raise FrontendSpecError(f"{self.kind}: need 0 < win_length <= n_fft")
+        if not 0.0 <= self.f_min < self.upper_hz <= self.sample_rate / 2:
+            raise FrontendSpecError(
+                f"{self.kind}: need 0 <= f_min < f_max <= sample_rate / 2, "
+                f"got f_min={self.f_min}, f_max={self.f_max}"
+            )
+
+    @property
+    def window_length(self) -> int:
+        return self.n_fft if self.win_length is None else self.win_length
+
+    @property
+    def upper_hz(self) -> float:
+        return float(self.sample_rate / 2 if self.f_max is None else self.f_max)
+
+    def frames(self, num_samples: int) -> int:
+        return num_samples // self.hop_length + 1
+
+
+@register_frontend
+@dataclasses.dataclass(frozen=True)
+class LogMelSpec(_StftSpec):
+    kind = "logmel"
+    n_mels: int = 80
+    log_offset: float = 1e-6
+
+    def build(self) -> LogMel:
+        from dfd.dsp.frontends.spectral import LogMel
+
+        return LogMel(self)
+
+
+@register_frontend
+@dataclasses.dataclass(frozen=True)
+class MfccSpec(_StftSpec):
+    kind = "mfcc"
+    n_mfcc: int = 20
+    n_mels: int = 40
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.n_mfcc <= self.n_mels:
+            raise FrontendSpecError("mfcc: need 0 < n_mfcc <= n_mels")
+
+    def build(self) -> Mfcc:
+        from dfd.dsp.frontends.spectral import Mfcc
+
+        return Mfcc(self)
+
+
+@register_frontend
+@dataclasses.dataclass(frozen=True)
+class LfccSpec(_StftSpec):
+    """Defaults follow the ASVspoof 2019 baseline: 20 linear filters, 20 coefficients, 20 ms
+    frames every 10 ms, with deltas and double deltas (60 features per frame)."""
+
+    kind = "lfcc"
+    win_length: int | None = 320
+    n_filter: int = 20
+    n_lfcc: int = 20
+    with_deltas: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.n_lfcc <= self.n_filter:
+            raise FrontendSpecError("lfcc: need 0 < n_lfcc <= n_filter")
+
+    def build(self) -> Lfcc:
+        from dfd.dsp.frontends.spectral import Lfcc
+
+        return Lfcc(self)
+
+
+@register_frontend
+@dataclasses.dataclass(frozen=True)
+class WaveformSpec(FrontendSpec):
+    kind = "waveform"
+
+    def build(self) -> Waveform:
+        from dfd.dsp.frontends.waveform import Waveform
+
+        return Waveform(self)
