@@ -136,6 +136,11 @@ class ModelSet:
         return [m.bundle.path for m in self.models]
 
     @property
+    def card_sha256s(self) -> list[str]:
+        """Each bundle's model card as verified at load (see ``load_bundle``)."""
+        return [m.bundle.card_sha256 for m in self.models]
+
+    @property
     def frontend_specs(self) -> list[FrontendSpec]:
         return [m.bundle.frontend_spec for m in self.models]
 

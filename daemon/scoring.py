@@ -29,13 +29,16 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import structlog
 
-from dfd.dsp.batcher import FrontendBank
+from dfd.daemon.detector_worker import worker_main
 from dfd.dsp.frontends import FrontendSpec
+
+if TYPE_CHECKING:
+    from dfd.dsp.batcher import FrontendBank
 
 log = structlog.get_logger(__name__)
 
@@ -45,10 +48,18 @@ MAX_RESTART_FAILURES = 3  # replacements in a row that fail to start before a sl
 
 class FeatureStage:
     def __init__(self, specs: Sequence[FrontendSpec], device: str = "auto") -> None:
+        from dfd.dsp.batcher import FrontendBank  # torch: here, not in the workers' imports
+
         self.specs = list(specs)
-        self.bank = FrontendBank(device)
+        self.bank: FrontendBank = FrontendBank(device)
 
     def compute(self, windows: np.ndarray) -> list[np.ndarray]:
+        # Each window's mean is removed first. Telephone audio carries no DC, the corpus the
+        # models learnt from has none, and an offset added to a call (+0.5 full scale took the
+        # demo call's synthetic half below the threshold) must not move a score.
+        windows = windows - windows.mean(axis=-1, keepdims=True, dtype=np.float64).astype(
+            windows.dtype
+        )
         features = self.bank.compute(windows, self.specs)
         host = {spec: tensor.cpu().numpy() for spec, tensor in features.items()}
         return [host[spec] for spec in self.specs]
@@ -102,32 +113,6 @@ class WorkerError(RuntimeError):
     """A worker could not start (a bundle it could not load, a provider it could not use)."""
 
 
-def _worker_main(
-    connection: Connection, paths: list[str], threads: int, device: str
-) -> None:  # pragma: no cover - runs in the child process (covered by the pool tests)
-    try:
-        from dfd.detectors.runtime import DetectorSession
-
-        sessions = [DetectorSession(p, threads=threads, device=device) for p in paths]
-        connection.send(("ready", [s.providers[0] for s in sessions]))
-    except Exception as error:  # noqa: BLE001 - reported to the parent, which logs and refuses
-        connection.send(("failed", f"{type(error).__name__}: {error}"))
-        return
-    while True:
-        try:
-            message = connection.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
-        if message is None:
-            return
-        batch_id, features = message
-        try:
-            raw = np.stack([s.raw(f) for s, f in zip(sessions, features, strict=True)])
-            connection.send((batch_id, raw))
-        except Exception as error:  # noqa: BLE001 - one bad batch must not end the worker
-            connection.send((batch_id, f"{type(error).__name__}: {error}"))
-
-
 @dataclasses.dataclass
 class _Job:
     batch_id: int
@@ -137,14 +122,19 @@ class _Job:
 
 class _Worker:
     def __init__(
-        self, context: Any, index: int, paths: list[str], threads: int, device: str
+        self,
+        context: Any,
+        index: int,
+        bundles: list[tuple[str, str | None]],
+        threads: int,
+        device: str,
     ) -> None:
         self.index = index
         parent, child = multiprocessing.Pipe(duplex=True)
         self.connection: Connection = parent
         self.process: BaseProcess = context.Process(
-            target=_worker_main,
-            args=(child, paths, threads, device),
+            target=worker_main,
+            args=(child, bundles, threads, device),
             name=f"dfd-detector-{index}",
             daemon=True,
         )
@@ -220,6 +210,8 @@ class WorkerPool:
     ``batch_timeout_s``: a worker that has not answered a batch in this long is killed and
     restarted, and the batch handled as if the worker had died with it (sent again once, then
     lost). ``start_timeout_s`` bounds a worker's start, at the pool's start and after a restart.
+    ``card_sha256s``: each bundle's card as the caller verified it (``Bundle.card_sha256``); a
+    worker refuses to load a bundle whose card has changed since.
     """
 
     def __init__(
@@ -230,10 +222,14 @@ class WorkerPool:
         device: str = "auto",
         start_timeout_s: float = 120.0,
         batch_timeout_s: float = 10.0,
+        card_sha256s: Sequence[str] | None = None,
     ) -> None:
         if batch_timeout_s <= 0 or start_timeout_s <= 0:
             raise ValueError("batch_timeout_s and start_timeout_s must be positive")
-        self._paths = [str(p) for p in paths]
+        digests = list(card_sha256s) if card_sha256s is not None else [None] * len(paths)
+        if len(digests) != len(paths):
+            raise ValueError("give one card sha256 per bundle")
+        self._bundles = [(str(p), d) for p, d in zip(paths, digests, strict=True)]
         self._threads, self._device = threads, device
         self._start_timeout = start_timeout_s
         self._batch_timeout = batch_timeout_s
@@ -264,7 +260,7 @@ class WorkerPool:
         )
 
     def _spawn(self, index: int) -> _Worker:
-        return _Worker(self._context, index, self._paths, self._threads, self._device)
+        return _Worker(self._context, index, self._bundles, self._threads, self._device)
 
     @property
     def pids(self) -> list[int]:

@@ -74,6 +74,7 @@ def start_pool(settings: Settings, models: ModelSet) -> WorkerPool:
         threads=config.threads_per_worker,
         device=config.device,
         batch_timeout_s=config.batch_timeout_s,
+        card_sha256s=models.card_sha256s,
     )
 
 

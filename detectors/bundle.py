@@ -278,6 +278,7 @@ class Bundle:
     card: ModelCard
     feature_shape: tuple[int | None, ...]
     opset: int
+    card_sha256: str  # of the card's bytes as verified: what a later reader must find again
 
     @property
     def model_path(self) -> Path:
@@ -440,11 +441,23 @@ def _parse_card(folder: Path, text: bytes) -> ModelCard:
         raise BundleError(f"{folder}: {error}") from error
 
 
-def load_bundle(folder: str | Path, trusted_keys: TrustedKeys | None = None) -> Bundle:
+def load_bundle(
+    folder: str | Path,
+    trusted_keys: TrustedKeys | None = None,
+    expected_card_sha256: str | None = None,
+) -> Bundle:
     """Read, validate and verify the bundle in ``folder`` (see the module docstring); with
-    ``trusted_keys``, its card must carry a good signature by one of them."""
+    ``trusted_keys``, its card must carry a good signature by one of them. With
+    ``expected_card_sha256`` (a ``Bundle.card_sha256`` from an earlier load), the card must be
+    the one verified then: how the daemon's detector workers load exactly what it checked."""
     folder = Path(folder)
     card_bytes = _read_card_bytes(folder)
+    card_sha256 = hashlib.sha256(card_bytes).hexdigest()
+    if expected_card_sha256 is not None and card_sha256 != expected_card_sha256:
+        raise BundleError(
+            f"{folder}: {CARD_NAME} changed since the bundle was verified "
+            f"(sha256 {card_sha256}, expected {expected_card_sha256})"
+        )
     if trusted_keys is not None:  # before anything of the bundle is parsed
         trusted_keys.verify_card(folder, card_bytes)
     card = _parse_card(folder, card_bytes)
@@ -470,7 +483,7 @@ def load_bundle(folder: str | Path, trusted_keys: TrustedKeys | None = None) -> 
             f"{folder}: ONNX file(s) not listed in {CARD_NAME}: {', '.join(unlisted)}"
         )
     feature_shape, opset = _check_model(folder, card)
-    return Bundle(path=folder, card=card, feature_shape=feature_shape, opset=opset)
+    return Bundle(folder, card, feature_shape, opset, card_sha256)
 
 
 def expected_metadata(card: ModelCard) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """``DetectorSession``: a bundle's graph in an ONNX Runtime session, configured on purpose.
 
-- Providers: ``CUDAExecutionProvider`` first only when ONNX Runtime offers it *and* torch sees a
-  GPU (asking for CUDA on a host without one makes ONNX Runtime log errors), else the CPU.
+- Providers: ``CUDAExecutionProvider`` first only when ONNX Runtime offers it *and* the CUDA
+  driver shows a GPU (asking for CUDA on a host without one makes ONNX Runtime log errors), else
+  the CPU.
 - Threads: ``intra_op_num_threads`` per session (default 1: the daemon runs several sessions
   side by side), one inter-op thread, graph optimisation level ALL.
 - A warm-up run at load on a zero batch of one window, so the first call's latency is not spent
@@ -9,11 +10,12 @@
 
 A session is stateless: ``raw`` and ``score`` take any number of windows' features at once, and
 concurrent calls from several threads are safe (``InferenceSession.run`` is).
-``onnxruntime`` and ``torch`` are imported when a session is made, not when this module is.
+``onnxruntime`` is imported when a session is made, not when this module is; torch never is.
 """
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,20 @@ CPU = "CPUExecutionProvider"
 Provider = str | tuple[str, dict[str, Any]]
 
 
+def cuda_device_count() -> int:
+    """CUDA devices the driver shows this process (``CUDA_VISIBLE_DEVICES`` applies); 0 without
+    a driver. Asked of the driver itself, as torch does, but without importing torch: detector
+    workers run ONNX graphs only and must start fast and small."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
 def select_providers(device: str = "auto") -> list[Provider]:
     """Execution providers for ``device``: ``auto`` (CUDA when usable), ``cpu``, ``cuda[:N]``."""
     import onnxruntime
@@ -39,16 +55,15 @@ def select_providers(device: str = "auto") -> list[Provider]:
         return [CPU]
     if device != "auto" and device.split(":")[0] != "cuda":
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    import torch
-
-    usable = CUDA in onnxruntime.get_available_providers() and torch.cuda.is_available()
+    devices = cuda_device_count()
+    usable = CUDA in onnxruntime.get_available_providers() and devices > 0
     if device == "auto":
         return [CUDA, CPU] if usable else [CPU]
     if not usable:
         raise RuntimeError(
             f"device {device!r} was requested but ONNX Runtime offers "
-            f"{onnxruntime.get_available_providers()} and torch sees "
-            f"{'a' if torch.cuda.is_available() else 'no'} CUDA device"
+            f"{onnxruntime.get_available_providers()} and the CUDA driver sees "
+            f"{devices} device(s)"
         )
     _, _, index = device.partition(":")
     return [(CUDA, {"device_id": int(index or 0)}), CPU]

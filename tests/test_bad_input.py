@@ -41,10 +41,11 @@ from dfd.dsp.audio_io import (
     resampling_taps,
 )
 from dfd.dsp.stream_resample import StreamResampler
-from tests.signals import RATE, SAMPLE_CALL
+from tests.signals import RATE, REPO, SAMPLE_CALL
 
 DFD = str(Path(sys.executable).with_name("dfd"))
 ERROR_PREFIX = "dfd replay: error: "
+DEMO_CALL = REPO / "samples" / "call-bonafide-then-synthetic-8k-ulaw.wav"
 SECONDS = 6.0
 NAN_AT_S = 2.5
 WAV_HEADER = 44  # soundfile writes PCM WAV with the canonical 44-byte header
@@ -288,6 +289,29 @@ def test_a_dc_offset_neither_alerts_nor_moves_the_speech_gate(replayed: dict[str
     assert replayed["call-dc-offset"].exit_code == 0
     assert shifted["alerts"] == []
     assert [w["speech"] for w in shifted["windows"]] == [w["speech"] for w in clean["windows"]]
+
+
+def test_a_dc_offset_does_not_hide_a_synthetic_voice(tmp_path: Path) -> None:
+    """The demo call (human, then a neural voice) with +0.5 full scale added, kept unclipped in
+    float: the offset once took the synthetic half below the threshold. Each window's mean is
+    removed before the front end, so the scores are the clean call's."""
+    audio, rate = soundfile.read(DEMO_CALL, dtype="float32")
+    shifted_path = tmp_path / "demo-dc.wav"
+    soundfile.write(shifted_path, audio + 0.5, rate, subtype="FLOAT")
+    shifted, clean = (
+        invoke("replay", "--json", str(shifted_path)),
+        invoke("replay", "--json", str(DEMO_CALL)),
+    )
+    assert shifted.exit_code == clean.exit_code == 1, shifted.output
+    shifted_report, clean_report = report_of(shifted), report_of(clean)
+    assert [a["start"] for a in shifted_report["alerts"]] == [
+        a["start"] for a in clean_report["alerts"]
+    ]
+    np.testing.assert_allclose(
+        [w["score"] for w in shifted_report["windows"]],
+        [w["score"] for w in clean_report["windows"]],
+        atol=0.01,
+    )
 
 
 def test_hard_clipping_is_judged_over_the_whole_call(replayed: dict[str, Result]) -> None:

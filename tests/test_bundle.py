@@ -40,7 +40,7 @@ from dfd.detectors.bundle import (
 )
 from dfd.detectors.export import export_onnx
 from dfd.detectors.registry import family
-from dfd.detectors.runtime import DetectorSession
+from dfd.detectors.runtime import DetectorSession, cuda_device_count
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.batcher import FrontendBank
 from tests.signals import SAMPLE_CALL
@@ -273,6 +273,11 @@ def test_a_model_without_the_contract_or_with_other_names_is_never_bundled(
 
 
 # ---------------------------------------------------------------- ONNX Runtime
+
+
+def test_the_driver_sees_the_gpus_torch_sees() -> None:
+    """Detector workers ask the CUDA driver, not torch, whether to use the GPU."""
+    assert cuda_device_count() == torch.cuda.device_count()
 
 
 def test_session_raw_output_is_the_torch_spoof_log_odds_and_score_is_calibrated(

@@ -9,6 +9,7 @@ restart the worker, send the batch to the other worker, and alert on every call.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -71,6 +72,20 @@ def parent_pid(pid: int) -> int:
     return int(stat.rpartition(")")[2].split()[1])
 
 
+def loads_torch(pid: int) -> bool:
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def carries_audio(value: object) -> bool:
+    """A run of more than 16 numbers, or text as long as 20 ms of 16 kHz PCM in base64."""
+    if isinstance(value, dict):
+        return any(carries_audio(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        numbers = sum(isinstance(v, int | float) for v in value)
+        return numbers > 16 or any(carries_audio(v) for v in value)
+    return isinstance(value, str | bytes) and len(value) > 853
+
+
 def metric(url: str, name: str) -> float:
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
@@ -94,6 +109,10 @@ def test_a_worker_killed_mid_call_is_restarted_and_every_call_still_alerts(
         _, ready = daemon.wait_for_log("detector workers ready")
         stopped, other = ready["pids"]
         assert parent_pid(stopped) == parent_pid(other) == daemon.process.pid
+        # Workers run ONNX graphs only: torch (which the daemon loads for its front ends)
+        # would cost every worker start, restarts included, seconds and hundreds of MB.
+        assert loads_torch(daemon.process.pid)
+        assert not loads_torch(stopped) and not loads_torch(other)
         _, listening = daemon.wait_for_log("pcm_ingest_listening")
         _, metrics = daemon.wait_for_log("metrics_listening")
 
@@ -152,5 +171,13 @@ def test_a_worker_killed_mid_call_is_restarted_and_every_call_still_alerts(
             assert [e.message for e in VALIDATOR.iter_errors(event)] == [], event
         seqs = [event["seq"] for event in every if event["seq"] is not None]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+        # Alerts and logs carry no audio: no event and no log line holds a run of samples.
+        assert carries_audio({"window": {"pcm": [0.0] * 320}})  # what the check would catch
+        assert carries_audio({"pcm": "UklGRg" * 200})
+        assert every and not [event for event in every if carries_audio(event)]
+        logged = [json.loads(line) for _, line in daemon.lines if line.startswith("{")]
+        assert len(logged) > 10
+        assert not [record for record in logged if carries_audio(record)]
     finally:
         events.close()

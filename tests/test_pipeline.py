@@ -709,6 +709,7 @@ def test_in_process_fusion_of_two_real_models_matches_each_session(
     pipeline.drain()
 
     windows = np.stack([samples for _, _, samples in expected_windows(signal)])
+    windows -= windows.mean(axis=1, keepdims=True)  # the feature stage removes each one's mean
     wave = DetectorSession(bundles.wave, device="cpu").score(windows)
     spec = load_bundle(bundles.mfcc).frontend_spec
     features = FrontendBank("cpu").compute(windows, [spec])[spec].numpy()
@@ -963,6 +964,16 @@ def test_a_batch_lost_with_its_worker_costs_each_call_one_window(
         assert sorted(e["call_id"] for e in of_topic(recorder, "call.ended")) == calls
     finally:
         pool.close()
+
+
+def test_a_worker_refuses_a_bundle_whose_card_changed_since_it_was_verified(
+    bundles: Bundles,
+) -> None:
+    verified = load_bundle(bundles.wave).card_sha256
+    assert len(verified) == 64
+    other = "0" * 64
+    with pytest.raises(WorkerError, match=f"changed since the bundle was verified.*{other}"):
+        WorkerPool([bundles.wave], workers=1, device="cpu", card_sha256s=[other])
 
 
 def test_a_worker_that_cannot_load_its_bundle_fails_the_pool_start(
