@@ -40,6 +40,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline_capacity import cpu_name
+
 from dfd.dsp.audio_stream import open_audio_stream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -405,16 +408,6 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> str:
             f"| {m.get('dfd_queued_windows', 0):.0f} | {m.get('dfd_intake_dropped_total', 0):.0f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -232,7 +232,7 @@ def report(runs: Sequence[Run], args: argparse.Namespace, model: str) -> str:
         f"- command: `python benchmarks/pipeline_capacity.py --calls {args.calls} "
         f"--hops {args.hops} --seconds {args.seconds:g}`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- CPU: {_cpu_name()}, {os.cpu_count()} logical cores; GPU: "
+        f"- CPU: {cpu_name()}, {os.cpu_count()} logical cores; GPU: "
         f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
         f"- Python {platform.python_version()}, torch {torch.__version__}",
         f"- model: {model} (the embedded default), 2 s windows; detector workers: "
@@ -272,7 +272,7 @@ def _hop_section(runs: Sequence[Run], hop: float) -> list[str]:
     return lines
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
