@@ -169,6 +169,21 @@ def test_dfd_train_then_dfd_eval_through_the_command_line(
     for plot in ("roc.png", "det.png", "score_histograms.png", "threshold_sweep.png"):
         assert (tmp_path / "eval" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    small_batches = subprocess.run(
+        [dfd, "--log-level", "warning", "eval", "--model", str(tmp_path / "run" / "bundle"),
+         "--data", str(protocols / "eval.mulaw.txt"), "--out", str(tmp_path / "eval-3"),
+         "--batch-size", "3"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert small_batches.returncode == 0, small_batches.stderr
+    again = (tmp_path / "eval-3" / "scores.txt").read_text().splitlines()
+    assert [line.split()[:3] for line in again] == [line.split()[:3] for line in lines]
+    np.testing.assert_allclose(
+        [float(line.split()[3]) for line in again],
+        [float(line.split()[3]) for line in lines],
+        atol=1e-4,
+    )
+
 
 def test_a_run_resumes_across_settings_added_since_it_started(
     small_corpus: Path, tmp_path: Path
