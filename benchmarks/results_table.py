@@ -70,7 +70,8 @@ def main() -> None:
         name, bundle_text, prefix = spec.split("=")
         bundle = Path(bundle_text)
         card = load_bundle(bundle).card
-        trained.add(card.family)
+        if card.training.data_manifest_sha256 is not None:  # imported checkpoints have none
+            trained.add(card.family)
         dev = _report(Path(f"{prefix}-dev"))
         clean = _report(Path(f"{prefix}-eval"))
         codecs = [_report(Path(f"{prefix}-eval.{codec}")) for codec in CODECS]
