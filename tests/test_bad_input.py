@@ -18,7 +18,6 @@ import math
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ import soundfile
 import structlog
 from click.testing import CliRunner, Result
 
-from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.capture.wavfile import WavSource
 from dfd.daemon.cli import main
 from dfd.dsp.audio_io import (
@@ -41,6 +40,7 @@ from dfd.dsp.audio_io import (
     resampling_taps,
 )
 from dfd.dsp.stream_resample import StreamResampler
+from tests.capture_sink import CollectingSink
 from tests.signals import RATE, REPO, SAMPLE_CALL
 
 DFD = str(Path(sys.executable).with_name("dfd"))
@@ -366,15 +366,7 @@ def test_the_installed_command_gives_one_line_per_bad_file_and_no_traceback(
 # ---------------------------------------------------------------------- WavSource
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[CaptureEvent] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: CaptureEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-
+class Collector(CollectingSink):
     def audio(self, call_id: str, channel: int) -> np.ndarray:
         with self.lock:
             chunks = [

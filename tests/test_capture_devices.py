@@ -5,7 +5,6 @@ sweep into the sink."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,9 @@ import pytest
 import sounddevice
 import soundfile
 
-from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.capture.devices import DeviceSource, list_input_devices
+from tests.capture_sink import CollectingSink
 from tests.pulse import PULSE_VARIABLES, SINK, private_pulse_server, pulse_tool
 from tests.signals import RATE
 
@@ -43,15 +43,7 @@ def portaudio_with_pulse(
     sounddevice._initialize()
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[CaptureEvent] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: CaptureEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-
+class Collector(CollectingSink):
     def audio(self, channel: int) -> np.ndarray:
         with self.lock:
             chunks = [

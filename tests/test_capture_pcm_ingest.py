@@ -3,7 +3,6 @@ source's PULL socket over TCP and IPC."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +14,13 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.capture.pcm_ingest import (
     MalformedFrame,
     PcmIngestSource,
     parse_pcm_frames,
 )
+from tests.capture_sink import CollectingSink
 from tests.signals import RATE, tone
 
 FRAME = RATE // 50  # 20 ms
@@ -113,15 +113,7 @@ def test_fuzz_parser_raises_only_malformed_frame(frames: list[bytes]) -> None:
 # real sockets
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[CaptureEvent] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: CaptureEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-
+class Collector(CollectingSink):
     def ended(self) -> list[StreamEnded]:
         with self.lock:
             return [e for e in self.events if isinstance(e, StreamEnded)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,24 +10,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.capture.wavfile import WavSource
+from tests.capture_sink import CollectingSink
 from tests.signals import RATE, tone
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[CaptureEvent] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: CaptureEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-
-    def snapshot(self) -> list[CaptureEvent]:
-        with self.lock:
-            return list(self.events)
-
+class Collector(CollectingSink):
     def audio(self, call_id: str, channel: int) -> np.ndarray:
         chunks = [
             e.samples

@@ -17,7 +17,6 @@ import dataclasses
 import math
 import socket
 import string
-import threading
 import time
 import types
 import typing
@@ -32,7 +31,7 @@ from structlog.testing import capture_logs
 
 from dfd.core.layered_config import toml_value
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.capture.pcm_ingest import MalformedFrame, PcmIngestSource, parse_pcm_frames
 from dfd.daemon.capture.rtp import (
     MalformedPacket,
@@ -43,6 +42,7 @@ from dfd.daemon.capture.rtp import (
     parse_rtp,
 )
 from dfd.daemon.settings import Settings, load_settings, resolve_settings, settings_toml
+from tests.capture_sink import CollectingSink
 from tests.test_capture_rtp import mutated, rtp, valid_packets
 
 # --- the config loader ---------------------------------------------------------------------
@@ -295,15 +295,7 @@ def test_what_the_fuzzing_found_is_refused_in_one_line(tmp_path: Path) -> None:
 # --- the network sources through their sockets --------------------------------------------
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[CaptureEvent] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: CaptureEvent) -> None:
-        with self.lock:
-            self.events.append(event)
-
+class Collector(CollectingSink):
     def ended(self, call_id: str) -> bool:
         with self.lock:
             return any(isinstance(e, StreamEnded) and e.call_id == call_id for e in self.events)
