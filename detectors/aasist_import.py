@@ -14,14 +14,11 @@ An imported model takes the samples the official evaluation code feeds it (float
 from __future__ import annotations
 
 import json
-import pickle
-from collections.abc import Mapping
 from pathlib import Path
-
-import torch
 
 from dfd.core.typed_config import ConfigError
 from dfd.detectors.aasist import AasistConfig, AasistModel
+from dfd.detectors.state_dicts import check_state_dict, read_state_dict
 
 
 def load_official_aasist(
@@ -53,55 +50,11 @@ def load_official_aasist(
 
     state_dict = read_state_dict(checkpoint)
     model = AasistModel(aasist_config)
-    check_state_dict(model, state_dict, source=checkpoint)
+    check_state_dict(
+        model, state_dict, source=checkpoint, model_name=f"AASIST {aasist_config.to_official()}"
+    )
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:  # already checked above; kept as a ValueError all the same
         raise ValueError(f"{checkpoint}: {error}") from error
     return aasist_config, model.eval()
-
-
-def read_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
-    """A plain ``{name: tensor}`` state dict, unpickling nothing but tensors."""
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"no such checkpoint: {checkpoint}")
-    try:
-        loaded = torch.load(checkpoint, weights_only=True, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(
-            f"{checkpoint}: not a weights-only PyTorch state dict ({error})"
-        ) from error
-    if not isinstance(loaded, Mapping):
-        raise ValueError(f"{checkpoint}: expected a state dict, found a {type(loaded).__name__}")
-    not_tensors = [str(key) for key, value in loaded.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise ValueError(
-            f"{checkpoint}: expected a plain state dict of tensors; these entries are not "
-            f"tensors: {', '.join(not_tensors[:5])} (a training checkpoint wrapping the weights?)"
-        )
-    return {str(key): value for key, value in loaded.items()}
-
-
-def check_state_dict(
-    model: AasistModel, state_dict: Mapping[str, torch.Tensor], source: Path | str = "state dict"
-) -> None:
-    """Raise ``ValueError`` naming every missing, unexpected or mis-shaped entry."""
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
-    mis_shaped = [
-        f"{key} (checkpoint {tuple(state_dict[key].shape)}, model {tuple(tensor.shape)})"
-        for key, tensor in expected.items()
-        if key in state_dict and state_dict[key].shape != tensor.shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {', '.join(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {', '.join(unexpected)}")
-    if mis_shaped:
-        problems.append(f"shape mismatch: {', '.join(mis_shaped)}")
-    if problems:
-        raise ValueError(
-            f"{source} does not fit AASIST {model.config.to_official()}: " + "; ".join(problems)
-        )

@@ -37,6 +37,8 @@ from dfd.detectors.aasist import (
 )
 from dfd.detectors.aasist_import import load_official_aasist
 from dfd.detectors.export import cpu_session, run_session
+from dfd.detectors.registry import family
+from dfd.detectors.state_dicts import load_checked_state_dict
 from tests.signals import SAMPLE_CALL
 
 AASIST_DIR = Path(
@@ -300,6 +302,20 @@ def test_a_renamed_or_reshaped_entry_is_refused_by_name(tmp_path: Path) -> None:
         load_official_aasist(CHECKPOINTS["AASIST-L"], CHECKPOINTS["AASIST"].with_suffix(".conf"))
     with pytest.raises(ValueError, match=r"no AASIST config"):
         load_official_aasist(tmp_path / "renamed.pth")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_checkpoint(n)) for n in CHECKPOINTS])
+def test_a_training_run_can_start_from_the_official_weights(name: str) -> None:
+    """``init_weights`` for fine-tuning: the family's default model takes the official file."""
+    model = family(name.lower()).build()
+    load_checked_state_dict(model, CHECKPOINTS[name], model_name=name.lower())
+    official = torch.load(CHECKPOINTS[name], weights_only=True, map_location="cpu")
+    assert all(torch.equal(model.state_dict()[key], official[key]) for key in official)
+    other = "AASIST" if name == "AASIST-L" else "AASIST-L"
+    with pytest.raises(ValueError, match=f"does not fit {other.lower()}: shape mismatch"):
+        load_checked_state_dict(
+            family(other.lower()).build(), CHECKPOINTS[name], model_name=other.lower()
+        )
 
 
 def test_anything_but_a_plain_state_dict_is_refused(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,52 @@ def test_bad_training_configs_are_refused(tmp_path: Path, text: str, message: st
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_train_config(path)
+
+
+def test_a_run_starts_from_init_weights_and_its_card_names_them(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    protocols = small_corpus / "protocols"
+    torch.manual_seed(123)
+    start = family("mfcc-cnn").build()
+    torch.save(start.state_dict(), tmp_path / "start.pt")
+    # A learning rate of 1e-12 leaves the weights where they started, to float precision.
+    settings = {**QUICK, "learning_rate": 1e-12}
+    config = TrainConfig(family="mfcc-cnn", init_weights=str(tmp_path / "start.pt"), **settings)
+    run = train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path / "from")
+    fresh = train(
+        TrainConfig(family="mfcc-cnn", **settings), protocols / "train.txt",
+        protocols / "dev.txt", tmp_path / "fresh",
+    )  # fmt: skip
+    trained, untouched = dict(run.model.named_parameters()), dict(fresh.model.named_parameters())
+    for name, parameter in start.named_parameters():
+        torch.testing.assert_close(trained[name], parameter, atol=1e-6, rtol=0)
+        if parameter.dim() > 1:  # random weights (batch-norm scales all start at 1)
+            assert not torch.allclose(untouched[name], parameter)
+
+    card = load_bundle(bundle_run(run, config, tmp_path / "bundle")).card
+    assert card.training.config is not None
+    recorded = card.training.config
+    assert recorded["init_weights"] == str(tmp_path / "start.pt")
+    digest = hashlib.sha256((tmp_path / "start.pt").read_bytes()).hexdigest()
+    assert recorded["init_weights_sha256"] == digest
+
+
+def test_init_weights_that_do_not_fit_the_family_are_refused(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    protocols = small_corpus / "protocols"
+    torch.save(family("sinc-lcnn").build().state_dict(), tmp_path / "lcnn.pt")
+    config = TrainConfig(family="mfcc-cnn", init_weights=str(tmp_path / "lcnn.pt"), **QUICK)
+    with pytest.raises(ConfigError, match=r"init_weights: .*does not fit mfcc-cnn: missing keys"):
+        train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path / "a")
+    torch.save({"model": family("mfcc-cnn").build().state_dict()}, tmp_path / "wrapped.pt")
+    config = TrainConfig(family="mfcc-cnn", init_weights=str(tmp_path / "wrapped.pt"), **QUICK)
+    with pytest.raises(ConfigError, match="not tensors: model"):
+        train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path / "b")
+    config = TrainConfig(family="mfcc-cnn", init_weights=str(tmp_path / "absent.pt"), **QUICK)
+    with pytest.raises(ConfigError, match="no such checkpoint"):
+        train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path / "c")
 
 
 def test_dfd_train_then_dfd_eval_through_the_command_line(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
@@ -64,7 +65,7 @@ def bundle_run(
         thresholds=thresholds,
         training=Training(
             data_manifest_sha256=_sha256(data_manifest) if data_manifest else None,
-            config=config.to_dict(),
+            config=_provenance(config),
         ),
         metrics=Metrics(dev=dev_metrics),
     )
@@ -85,6 +86,14 @@ def bundle_run(
         onnx_path.unlink(missing_ok=True)
     log.info("bundle written", out=str(out), dev_eer=dev_metrics["eer"], thresholds=thresholds)
     return out
+
+
+def _provenance(config: TrainConfig) -> dict[str, Any]:
+    """The resolved training config, with the sha256 of the initial weights when there were any."""
+    resolved = config.to_dict()
+    if config.init_weights is not None:
+        resolved["init_weights_sha256"] = _sha256(Path(config.init_weights))
+    return resolved
 
 
 def _probability(log_odds: float) -> float:

@@ -89,12 +89,21 @@ class TrainConfig:
     hop_s: float = 0.5
     steps_per_epoch: int | None = None  # None: one pass over the training utterances
     dev_max_trials: int | None = None  # None: score every dev (or held-out) trial
+    # Windows per forward pass when scoring the validation and dev sets. AASIST holds about
+    # 0.15 GB per 2 s window on the CPU, so its recipes lower this.
+    score_batch_size: int = 64
+    # Start from these weights instead of a random initialisation: a weights-only state dict
+    # that fits the family's model exactly (an official AASIST checkpoint for aasist / aasist-l,
+    # or a run's best.pt). Its sha256 goes into the bundle's card.
+    init_weights: str | None = None
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     loss: dict[str, Any] = dataclasses.field(default_factory=dict)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "learning_rate", "window_s", "hop_s")
+        positive = (
+            "epochs", "batch_size", "learning_rate", "window_s", "hop_s", "score_batch_size"
+        )  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")

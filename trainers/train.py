@@ -31,6 +31,7 @@ from torch import nn
 
 from dfd.core.typed_config import ConfigError, coerce_value
 from dfd.detectors.registry import DetectorFamily, family
+from dfd.detectors.state_dicts import load_checked_state_dict
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.batcher import resolve_device
 from dfd.dsp.extract import frame_channel, repeat_to_window
@@ -142,7 +143,14 @@ def train(
         device=str(device),
     )
 
-    model = entry.build(model_config).to(device)
+    model = entry.build(model_config)
+    if config.init_weights is not None:  # a resumed run then loads its own checkpoint over it
+        try:
+            load_checked_state_dict(model, Path(config.init_weights), model_name=config.family)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"init_weights: {error}") from error
+        log.info("initial weights loaded", path=config.init_weights)
+    model = model.to(device)
     frontend = entry.build_frontend(model_config).to(device)
     loss_function = build_loss(entry.loss, **config.loss).to(device)
     optimiser = build_optimiser(config, model)
@@ -183,7 +191,9 @@ def train(
                 progress((epoch - 1) * steps_per_epoch + step + 1, config.epochs * steps_per_epoch)
         if entry.output == "spoof_score":
             _set_prototypes(model, frontend, train_set, geometry, device, rng)
-        raw = score_utterances(entry, model, frontend, validation_set.audio, geometry, device)
+        raw = score_utterances(
+            entry, model, frontend, validation_set.audio, geometry, device, config.score_batch_size
+        )
         spoof = validation_set.is_spoof
         dev_eer = compute_eer(-raw[~spoof], -raw[spoof])[0]
         learning_rate = float(scheduler.get_last_lr()[0])
@@ -213,7 +223,9 @@ def train(
             break
 
     model.load_state_dict(torch.load(run_dir / BEST, weights_only=True, map_location=device))
-    dev_raw = score_utterances(entry, model, frontend, dev_set.audio, geometry, device)
+    dev_raw = score_utterances(
+        entry, model, frontend, dev_set.audio, geometry, device, config.score_batch_size
+    )
     pair_sweep = None
     if entry.output == "spoof_score":  # siamese: how well do distances tell the classes apart
         pair_sweep = pair_threshold_sweep(
