@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import structlog
 import torch
+from click.testing import CliRunner
 
 from dfd.core.typed_config import ConfigError
+from dfd.daemon.cli import main
 from dfd.detectors.bundle import load_bundle
 from dfd.detectors.registry import FAMILIES, family
 from dfd.trainers import train as train_module
@@ -30,7 +34,7 @@ from dfd.trainers.train import (
     resolve_model_config,
     train,
 )
-from tests.signals import REPO
+from tests.signals import REPO, SAMPLE_CALL
 
 RECIPES = REPO / "trainers" / "recipes"
 
@@ -55,6 +59,20 @@ def test_every_family_trains_a_few_steps(name: str, small_corpus: Path, tmp_path
         assert (tmp_path / name / name_).is_file()
     saved = json.loads((tmp_path / name / RESOLVED_CONFIG).read_text())
     assert saved["family"] == name and saved["steps_per_epoch"] == 2
+
+    # Exported, loaded and scored by the daemon's pipeline, as `dfd replay --model` runs it.
+    bundle = bundle_run(run, config, tmp_path / "bundle")
+    replayed = CliRunner().invoke(
+        main, ["replay", "--json", "--hop", "1", "--model", str(bundle), str(SAMPLE_CALL)]
+    )
+    structlog.reset_defaults()
+    assert replayed.exit_code in (0, 1), replayed.output
+    report = json.loads(replayed.stdout)
+    assert report["model"]["name"] == name and not report["incomplete"]
+    windows = report["windows"]
+    per_channel = math.floor(report["duration"] - 2.0) + 1  # 2 s windows every second
+    assert len(windows) >= report["channels"] * per_channel
+    assert all(0.0 <= w["score"] <= 1.0 and math.isfinite(w["raw"]) for w in windows)
 
 
 class SimulatedCrashError(Exception):
