@@ -49,8 +49,10 @@ class Scores:
         rows = [line.split() for line in (folder / "scores.txt").read_text().splitlines()]
         report = json.loads((folder / "report.json").read_text())
         if report.get("score") != "calibrated bona fide log-odds":
-            raise SystemExit(f"{folder}: scores are {report.get('score')!r}; fusion needs "
-                             "calibrated log-odds (an imported checkpoint is not calibrated)")  # fmt: skip
+            raise SystemExit(
+                f"{folder}: scores are {report.get('score')!r}; fusion needs calibrated "
+                "log-odds (an imported checkpoint is not calibrated)"
+            )
         return cls(
             ids=[row[0] for row in rows],
             attacks=np.array([row[1] for row in rows]),
@@ -60,14 +62,17 @@ class Scores:
 
 
 def eer(scores: np.ndarray, is_spoof: np.ndarray) -> float:
-    return compute_eer(scores[~is_spoof], scores[is_spoof])[0]
+    return float(compute_eer(scores[~is_spoof], scores[is_spoof])[0])
 
 
 def fused(parts: list[Scores], weights: np.ndarray) -> np.ndarray:
     for part in parts[1:]:
         if part.ids != parts[0].ids:
             raise SystemExit("the eval folders do not list the same utterances in the same order")
-    return np.sum([w * part.values for w, part in zip(weights, parts, strict=True)], axis=0)
+    total: np.ndarray = np.sum(
+        [w * part.values for w, part in zip(weights, parts, strict=True)], axis=0
+    )
+    return total
 
 
 def dev_chosen_weights(dev: list[Scores]) -> np.ndarray:
