@@ -173,6 +173,13 @@ def test_a_run_starts_from_init_weights_and_its_card_names_them(
     digest = hashlib.sha256((tmp_path / "start.pt").read_bytes()).hexdigest()
     assert recorded["init_weights_sha256"] == digest
 
+    # A resumed run continues from its own checkpoint; the initial weights are not read again.
+    (tmp_path / "start.pt").unlink()
+    resumed = train(
+        config, protocols / "train.txt", protocols / "dev.txt", tmp_path / "from", resume=True
+    )
+    np.testing.assert_allclose(resumed.dev_raw, run.dev_raw, rtol=1e-5, atol=1e-6)
+
 
 def test_init_weights_that_do_not_fit_the_family_are_refused(
     small_corpus: Path, tmp_path: Path

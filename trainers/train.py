@@ -144,7 +144,8 @@ def train(
     )
 
     model = entry.build(model_config)
-    if config.init_weights is not None:  # a resumed run then loads its own checkpoint over it
+    resuming = resume and (run_dir / CHECKPOINT).is_file()
+    if config.init_weights is not None and not resuming:  # a resumed run has its own weights
         try:
             load_checked_state_dict(model, Path(config.init_weights), model_name=config.family)
         except (OSError, ValueError) as error:
@@ -160,7 +161,7 @@ def train(
     )
     history: list[EpochResult] = []
     start_epoch, best_eer, stale = 1, math.inf, 0
-    if resume and (run_dir / CHECKPOINT).is_file():
+    if resuming:
         state = torch.load(run_dir / CHECKPOINT, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
