@@ -245,14 +245,14 @@ def corpus() -> None:
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to create (protocols/, audio/, manifest.json, STATS.md).",
+    help="Folder to create (protocols/, audio/, calls/, manifest.json, STATS.md).",
 )
 @click.option(
     "--preset",
     type=click.Choice(["small", "full"]),
     default="full",
     show_default=True,
-    help="small: a few files of every kind, for tests; full: everything the packages hold.",
+    help="small: a few files of every kind, for tests; full: the corpus (docs/corpus.md).",
 )
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed for splits and synthesis."
@@ -272,10 +272,12 @@ def corpus() -> None:
 def corpus_build(
     out: Path, preset: str, seed: int, jobs: int | None, overwrite: bool, stats_doc: Path | None
 ) -> None:
-    """Build the corpus: bona fide prompts, TTS and vocoder spoofs, splits and codec conditions."""
+    """Build the corpus: real speech, TTS and vocoder spoofs, held-out splits, codec and phone
+    conditions, and whole calls."""
     import os
 
-    from dfd.trainers.corpus.builder import CorpusBuildError, build_corpus, update_stats_doc
+    from dfd.trainers.corpus.builder import CorpusBuildError, build_corpus
+    from dfd.trainers.corpus.stats import StatsDocError, update_stats_doc
 
     started = time.perf_counter()
     try:
@@ -288,7 +290,7 @@ def corpus_build(
         )
         if stats_doc is not None:
             update_stats_doc(stats_doc, manifest)
-    except CorpusBuildError as error:
+    except (CorpusBuildError, StatsDocError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(
         f"built {out}: {len(manifest['files'])} files, {len(manifest['attacks'])} attacks, "
@@ -296,6 +298,7 @@ def corpus_build(
     )
     for key, counts in manifest["counts"].items():
         click.echo(f"  {key:14s} bonafide {counts['bonafide']:5d}  spoof {counts['spoof']:5d}")
+    click.echo(f"  calls          {len(manifest['calls'])}")
 
 
 DEFAULT_BUNDLES_DIR = Path("/var/lib/dfd/bundles")

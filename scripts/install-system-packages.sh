@@ -8,9 +8,14 @@
 #                 records a null sink's monitor through PortAudio
 #   systemd       systemd-analyze: the tests verify systemd/dfd.service and score its hardening
 #                 (no running systemd needed; a service host has the package anyway)
-# With --corpus, also what `dfd corpus build` reads and runs: real speech (Asterisk prompts in
-# five languages with transcripts, klettres letters) and speech synthesizers (espeak-ng,
-# festival with three voices, flite).
+# With --corpus, also what `dfd corpus build` reads and runs (docs/corpus.md says what each holds):
+#   real speech: Asterisk prompts in five languages with transcripts, klettres letters, Tux Paint's
+#     spoken stamp descriptions, the voice acting of Flight of the Amazon Queen, Drascula (en, es),
+#     Fish Fillets NG (cs, nl) and Warzone 2100's announcer
+#   speech synthesizers: espeak-ng, festival with English, Czech, Hindi, Marathi and Telugu
+#     voices, flite
+#   rooms and noises: impulse responses (pyo, guitarix, jconvolver, rakarrack), keyboard clicks
+#     (bucklespring) and household and crowd sounds (scratch)
 #   scripts/install-system-packages.sh [--corpus]
 set -euo pipefail
 
@@ -20,7 +25,12 @@ corpus_packages=(
     asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
     asterisk-core-sounds-en asterisk-core-sounds-it asterisk-core-sounds-ru
     asterisk-prompt-fr-armelle asterisk-prompt-it-menardi-wav asterisk-prompt-es-co klettres-data
+    tuxpaint-stamps-default flight-of-the-amazon-queen drascula drascula-spanish
+    fillets-ng-data-cs fillets-ng-data-nl warzone2100-data
     espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite
+    festival-czech festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph
+    festival-hi festival-mr festival-te festvox-hi-nsk festvox-mr-nsk festvox-te-nsk
+    python3-pyo guitarix-common jconvolver-config-files rakarrack bucklespring-data scratch
 )
 case "${1:-}" in
     "") ;;

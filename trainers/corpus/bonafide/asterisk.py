@@ -1,7 +1,8 @@
-"""Bona fide speech from Debian packages: professional telephony prompts and spoken letters.
+"""Asterisk's voice prompts: professional telephony recordings, one prompt per file.
 
-Every source is a real human recording. Transcripts, where Asterisk ships them (en, it, ru), let
-the text-to-speech attacks speak the very sentences the humans spoke.
+Transcripts, where Asterisk ships them (en, it, ru), let the text-to-speech attacks speak the very
+sentences the humans spoke. A prompt's file name is its ``text_group``: every speaker's and every
+language's recording of one prompt, and every synthetic rendering of its text, share one split.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dfd.trainers.corpus.bonafide.family import BonafideFamily
+from dfd.trainers.corpus.recordings import FilePart, SpeechRecording
+
 ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds")
-KLETTRES = Path("/usr/share/klettres")
 TRANSCRIPT_DOCS = Path("/usr/share/doc")
+MIN_FILE_BYTES = 1024  # a few packaged prompts are empty files; anything this small holds no speech
 
 
 @dataclass(frozen=True)
-class BonafideSource:
-    """One speaker's recordings in one package."""
+class PromptVoice:
+    """One speaker's prompts in one package."""
 
     speaker: str
     language: str
@@ -29,71 +33,42 @@ class BonafideSource:
     codec_of_origin: str = "G.722 16 kHz"
 
 
-BONAFIDE_SOURCES: tuple[BonafideSource, ...] = (
-    BonafideSource(
+PROMPT_VOICES: tuple[PromptVoice, ...] = (
+    PromptVoice(
         "allison", "en", ASTERISK_SOUNDS / "en_US_f_Allison", "*.g722",
         "asterisk-core-sounds-en-g722", transcript_language="en",
     ),
-    BonafideSource(
+    PromptVoice(
         "allison", "es", ASTERISK_SOUNDS / "es_MX_f_Allison", "*.g722",
         "asterisk-core-sounds-es-g722",
     ),
-    BonafideSource(
+    PromptVoice(
         "june", "fr", ASTERISK_SOUNDS / "fr_CA_f_June", "*.g722", "asterisk-core-sounds-fr-g722"
     ),
-    BonafideSource(
+    PromptVoice(
         "carlo", "it", ASTERISK_SOUNDS / "it_IT_m_Carlo", "*.g722",
         "asterisk-core-sounds-it-g722", transcript_language="it",
     ),
-    BonafideSource(
+    PromptVoice(
         "ivrvoice", "ru", ASTERISK_SOUNDS / "ru_RU_f_IvrvoiceRU", "*.g722",
         "asterisk-core-sounds-ru-g722", transcript_language="ru",
     ),
-    BonafideSource(
+    PromptVoice(
         "menardi", "it", ASTERISK_SOUNDS / "it_IT_f_Menardi", "*.wav",
         "asterisk-prompt-it-menardi-wav", transcript_language="it",
         codec_of_origin="PCM 8 kHz",
     ),
-    BonafideSource(
+    PromptVoice(
         "armelle", "fr", ASTERISK_SOUNDS / "fr", "*.gsm", "asterisk-prompt-fr-armelle",
         codec_of_origin="GSM 8 kHz",
     ),
-    BonafideSource(
+    PromptVoice(
         "esco", "es", ASTERISK_SOUNDS / "es", "*.gsm", "asterisk-prompt-es-co",
         codec_of_origin="GSM 8 kHz",
     ),
 )  # fmt: skip
 
-MIN_FILE_BYTES = 1024  # a few packaged prompts are empty files; anything this small holds no speech
-KLETTRES_PACKAGE = "klettres-data"
 TRANSCRIPT_PACKAGES = {lang: f"asterisk-core-sounds-{lang}" for lang in ("en", "it", "ru")}
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """One recorded prompt: ``name`` is the file stem, shared across languages."""
-
-    speaker: str
-    language: str
-    name: str
-    path: Path
-    text: str | None
-    source: BonafideSource
-
-
-@dataclass(frozen=True)
-class LetterSet:
-    """klettres: one native speaker per language saying letters and syllables (Ogg Vorbis)."""
-
-    speaker: str
-    language: str
-    paths: tuple[Path, ...]
-
-
-def required_packages() -> list[str]:
-    packages = {source.debian_package for source in BONAFIDE_SOURCES}
-    packages |= set(TRANSCRIPT_PACKAGES.values()) | {KLETTRES_PACKAGE}
-    return sorted(packages)
 
 
 def load_transcripts(language: str) -> dict[str, str]:
@@ -117,31 +92,44 @@ def clean_transcript(text: str) -> str:
     return " ".join(text.split()).strip()
 
 
-def discover_prompts() -> list[Prompt]:
-    """Every top-level prompt of every bona fide source, sorted, with its transcript if any."""
+def discover() -> list[SpeechRecording]:
+    """Every top-level prompt of every voice, sorted, with its transcript where there is one."""
     transcripts = {lang: load_transcripts(lang) for lang in TRANSCRIPT_PACKAGES}
-    prompts = []
-    for source in BONAFIDE_SOURCES:
-        texts = transcripts.get(source.transcript_language or "", {})
-        for path in sorted(source.directory.glob(source.pattern)):
+    recordings = []
+    for voice in PROMPT_VOICES:
+        texts = transcripts.get(voice.transcript_language or "", {})
+        for path in sorted(voice.directory.glob(voice.pattern)):
             if path.stat().st_size < MIN_FILE_BYTES:
                 continue
-            prompts.append(
-                Prompt(
-                    source.speaker, source.language, path.stem, path, texts.get(path.stem), source
+            recordings.append(
+                SpeechRecording(
+                    family="asterisk",
+                    speaker=voice.speaker,
+                    language=voice.language,
+                    key=f"{voice.speaker}:{voice.language}:{path.stem}",
+                    parts=(FilePart(path),),
+                    text=texts.get(path.stem),
+                    origin=voice.codec_of_origin,
+                    package=f"debian:{voice.debian_package}",
+                    text_group=path.stem,
                 )
             )
-    return prompts
+    return recordings
 
 
-def discover_letter_sets(languages: tuple[str, ...] | None = None) -> list[LetterSet]:
-    sets = []
-    for directory in sorted(path for path in KLETTRES.iterdir() if path.is_dir()):
-        paths = tuple(
-            path
-            for path in sorted(directory.glob("*/*.ogg"))
-            if path.stat().st_size >= MIN_FILE_BYTES
+FAMILY = BonafideFamily(
+    name="asterisk",
+    packages=tuple(
+        sorted(
+            {f"debian:{voice.debian_package}" for voice in PROMPT_VOICES}
+            | {f"debian:{package}" for package in TRANSCRIPT_PACKAGES.values()}
         )
-        if paths and (languages is None or directory.name in languages):
-            sets.append(LetterSet(f"klettres-{directory.name}", directory.name, paths))
-    return sets
+    ),
+    licence="CC-BY-SA 3.0 (core sounds, Allison Smith / Digium); prompts per their packages",
+    description=(
+        "Professional IVR prompts: allison (en, es), june (fr), carlo (it), ivrvoice (ru), "
+        "menardi (it, 8 kHz PCM), armelle (fr, GSM), esco (es, GSM)"
+    ),
+    discover=discover,
+    left_out="empty placeholder files (under 1 kB); prompts in sub-folders (digits, letters)",
+)
