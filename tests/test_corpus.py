@@ -119,13 +119,13 @@ def test_split_sizes_and_ids(full_plan: planning.CorpusPlan) -> None:
     letters = {"train": "T", "dev": "D", "eval": "E"}
     assert all(item.utt_id.startswith(f"DFD_{letters[item.split]}_") for item in items)
     seen = [i for i in full_plan.bonafide if not i.held_out]
-    assert sum(i.split == "train" for i in seen) / len(seen) > 0.65  # after the per-voice caps
+    assert sum(i.split == "train" for i in seen) / len(seen) > 0.55  # after the per-voice caps
     shares = defaultdict(int)
     recordings = discover_recordings()
     for recording in recordings:
         split, held_out = planning.split_of_recording(0, recording)
         shares[split] += not held_out
-    assert shares["train"] / sum(shares.values()) == pytest.approx(0.9, abs=0.02)
+    assert shares["train"] / sum(shares.values()) == pytest.approx(0.8, abs=0.02)
     assert len(full_plan.bonafide) > 5000
 
 

@@ -63,8 +63,10 @@ HELD_OUT: dict[Split, HoldOut] = {
 SEEN_VOCODERS = ("world", "griffinlim", "hifigan")
 # Seen families: the share of their utterances in train and dev (the rest is eval). The first
 # corpus used 0.6 / 0.15; a larger train share keeps every earlier train utterance in train.
-SPLIT_FRACTIONS = {"train": 0.9, "dev": 0.05}
-TTS_SYSTEMS_PER_TEXT = 2
+SPLIT_FRACTIONS = {"train": 0.8, "dev": 0.1}
+# Systems that speak each text: more in dev and eval, whose texts are fewer, so that every
+# held-out family is heard often enough to be measured.
+TTS_SYSTEMS_PER_TEXT: dict[Split, int] = {"train": 2, "dev": 4, "eval": 4}
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ PRESETS: dict[Preset, PresetLimits] = {
     "full": PresetLimits(
         bonafide_per_group=80,
         held_out_per_group=200,
-        renderings_per_system={"train": 25, "dev": 10, "eval": 10},
+        renderings_per_system={"train": 25, "dev": 25, "eval": 25},
         copy_synthesis_share={"train": 1.0, "dev": 0.5, "eval": 0.5},
     ),
 }
@@ -291,7 +293,7 @@ def _tts_items(
         if not systems:
             continue
         entries.sort(key=lambda entry: seeded_unit(seed, f"text:{language}:{entry[0]}"))
-        per_text = min(TTS_SYSTEMS_PER_TEXT, len(systems))
+        per_text = min(TTS_SYSTEMS_PER_TEXT[split], len(systems))
         renderings = limits.renderings_per_system[split]
         if renderings is not None:  # enough texts for each system to say this many
             entries = entries[: -(-renderings * len(systems) // per_text)]

@@ -138,7 +138,7 @@ def train(
         stft_loss, mel_loss = loss_function.terms(synthesized, batch.waveform)
         loss = stft_loss + config.mel_weight * mel_loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         state.step += 1
