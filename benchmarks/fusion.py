@@ -13,8 +13,9 @@ the eval attacks and speaker stay unseen by every choice made here.
     python benchmarks/fusion.py --model NAME=EVAL_PREFIX --model NAME=EVAL_PREFIX [...] \\
         [--out docs/fusion.md]
 
-``EVAL_PREFIX`` names the ``dfd eval --out`` folders as in ``benchmarks/results_table.py``:
-``PREFIX-dev``, ``PREFIX-eval`` and ``PREFIX-eval.mulaw``.
+``EVAL_PREFIX`` names the ``dfd eval --out`` folders ``PREFIX-dev``, ``PREFIX-eval`` and
+``PREFIX-eval.mulaw`` (of ``dev.txt``, ``eval.txt`` and ``eval.mulaw.txt``; docs/fusion.md was made
+on corpus v1's).
 """
 
 from __future__ import annotations

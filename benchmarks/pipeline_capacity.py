@@ -91,7 +91,7 @@ class PacedCalls(Source):
                     generation[k] += 1
                     sent[k] = 0
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "source-stopped") -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

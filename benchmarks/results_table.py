@@ -1,14 +1,18 @@
-"""Write docs/results.md: how each trained model does on the open corpus, and what it costs.
+"""Write docs/results.md: how each trained model does on corpus v2's held-out families, under
+phone codecs and on whole calls, and what it costs.
 
-Reads the ``report.json`` files that ``dfd eval`` wrote for each model (dev, and eval under each
-codec condition), counts the parameters of each bundle's ONNX graph, and times one window
-through ONNX Runtime (one thread, batch 1, median of repeated runs) on this machine.
+Reads what ``dfd eval`` wrote for each model (``report.json`` and ``scores.txt``) and what
+``benchmarks/calls_protocol.py --json`` wrote, splits the held-out trials by the family that put
+them there (from the corpus ``manifest.json``), counts the parameters of each bundle's ONNX graph
+and times one window through ONNX Runtime (one thread, batch 1, median of repeated runs).
 
-    python benchmarks/results_table.py --model NAME=BUNDLE=EVAL_PREFIX [--model ...] \\
+    python benchmarks/results_table.py --corpus corpus --model NAME=BUNDLE=PREFIX [--model ...] \\
         [--out docs/results.md]
 
-``EVAL_PREFIX`` names the ``dfd eval --out`` folders: ``PREFIX-dev`` (dev.txt),
-``PREFIX-eval`` (eval.txt, clean) and ``PREFIX-eval.CODEC`` (eval.CODEC.txt).
+``PREFIX`` names the output folders: ``PREFIX-dev.unseen``, ``PREFIX-eval``,
+``PREFIX-eval.unseen``, ``PREFIX-eval.phone.unseen`` and ``PREFIX-eval.CODEC.unseen`` from
+``dfd eval --data corpus/protocols/<name>.txt --out PREFIX-<name>``, and ``PREFIX-calls.json``
+from ``calls_protocol.py``. A missing one prints as ``-``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import statistics
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +31,18 @@ import onnx
 from dfd.detectors.bundle import load_bundle
 from dfd.detectors.registry import family_names
 from dfd.detectors.runtime import DetectorSession
+from dfd.trainers.metrics import compute_eer
 
 CODECS = ["mulaw", "alaw", "g722", "gsm", "opus"]
-EVAL_ATTACKS = ["festival-slt-hts", "lpc", "piper-joe"]
 
 
 def _report(folder: Path) -> dict[str, Any] | None:
     path = folder / "report.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _eer(report: dict[str, Any] | None) -> float | None:
+    return None if report is None else float(report["eer"])
 
 
 def _pct(value: float | None) -> str:
@@ -59,12 +68,60 @@ def ms_per_window(bundle: Path) -> float:
     return 1000 * statistics.median(times)
 
 
+def held_out_group(entry: dict[str, Any], held_out: dict[str, list[str]]) -> str:
+    """Why a held-out trial is held out: its synthesizer or vocoder family for a spoof, its
+    source family, language or speaker for bona fide speech."""
+    if entry["label"] == "spoof":
+        return entry["family"].split(":", 1)[-1]
+    if entry["family"] in held_out["families"]:
+        return f"{entry['family']} (real)"
+    if entry["language"] in held_out["languages"]:
+        return f"{entry['language']} (real)"
+    return f"{entry['speaker']} (real)"
+
+
+def group_eers(scores: Path, manifest: dict[str, Any], split: str) -> dict[str, tuple[float, int]]:
+    """EER and trial count per held-out group: each spoof family against all bona fide trials,
+    each bona fide group against all spoofs."""
+    entries = {entry["utt_id"]: entry for entry in manifest["files"]}
+    held_out = manifest["held_out"][split]
+    bonafide: dict[str, list[float]] = defaultdict(list)
+    spoof: dict[str, list[float]] = defaultdict(list)
+    for line in scores.read_text().splitlines():
+        utt_id, _attack, label, score = line.split()[:4]
+        group = held_out_group(entries[utt_id], held_out)
+        (spoof if label == "spoof" else bonafide)[group].append(float(score))
+    all_bonafide = [s for values in bonafide.values() for s in values]
+    all_spoof = [s for values in spoof.values() for s in values]
+    result = {g: (compute_eer(all_bonafide, v)[0], len(v)) for g, v in spoof.items()}
+    result.update({g: (compute_eer(v, all_spoof)[0], len(v)) for g, v in bonafide.items()})
+    return result
+
+
+def calls_row(path: Path) -> list[str]:
+    if not path.is_file():
+        return ["-"] * 4
+    summary = json.loads(path.read_text())["calls.eval.tsv"]
+    real, turning = summary["real_calls"], summary["turning_calls"]
+    median = summary["median_time_to_alert_s"]
+    return [
+        f"{summary['real_calls_alerted']} / {real}",
+        f"{summary['turning_alerted_early']} / {turning}",
+        f"{summary['turning_detected']} / {turning}",
+        "-" if median is None else f"{median:.1f} s",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="the corpus v2 folder")
     parser.add_argument("--model", action="append", required=True, metavar="NAME=BUNDLE=PREFIX")
     parser.add_argument("--out", type=Path, default=Path("docs/results.md"))
     args = parser.parse_args()
-    rows, attack_rows, notes = [], [], []
+    manifest = json.loads((args.corpus / "manifest.json").read_text())
+    rows, group_rows, call_rows, notes = [], [], [], []
+    groups: dict[str, int] = {}
+    per_model: list[tuple[str, dict[str, tuple[float, int]]]] = []
     trained: set[str] = set()
     for spec in args.model:
         name, bundle_text, prefix = spec.split("=")
@@ -72,42 +129,54 @@ def main() -> None:
         card = load_bundle(bundle).card
         if card.training.data_manifest_sha256 is not None:  # imported checkpoints have none
             trained.add(card.family)
-        dev = _report(Path(f"{prefix}-dev"))
-        clean = _report(Path(f"{prefix}-eval"))
-        codecs = [_report(Path(f"{prefix}-eval.{codec}")) for codec in CODECS]
+        reports = {
+            protocol: _report(Path(f"{prefix}-{protocol}"))
+            for protocol in ["dev.unseen", "eval", "eval.unseen", "eval.phone.unseen"]
+            + [f"eval.{codec}.unseen" for codec in CODECS]
+        }
         rows.append(
             [
                 name,
                 f"{parameters(bundle):,}",
                 f"{ms_per_window(bundle):.2f}",
-                _pct(dev["eer"] if dev else None),
-                _pct(clean["eer"] if clean else None),
-                *[_pct(report["eer"] if report else None) for report in codecs],
+                *[_pct(_eer(report)) for report in reports.values()],
             ]
         )
-        if clean:
-            attacks = clean["groups"]["attack"]
-            attack_rows.append([name, *[_pct(attacks.get(a, {}).get("eer")) for a in EVAL_ATTACKS]])
+        scores = Path(f"{prefix}-eval.unseen") / "scores.txt"
+        eers = group_eers(scores, manifest, "eval") if scores.is_file() else {}
+        per_model.append((name, eers))
+        groups.update({group: count for group, (_, count) in eers.items()})
+        call_rows.append([name, *calls_row(Path(f"{prefix}-calls.json"))])
         config = card.training.config
         notes.append(
             f"- **{name}**: `{bundle}`, {card.family} {card.version}, window "
             f"{card.window.window_s:g} s every {card.window.hop_s:g} s; training config: "
             f"`{json.dumps(config, sort_keys=True) if config else 'n/a'}`"
         )
-    command = " ".join("--model " + m for m in args.model)
-    header = ["model", "graph weights", "ms / window", "dev EER", "eval EER clean"]
-    header += [f"eval {codec}" for codec in CODECS]
+    ordered = sorted(groups, key=lambda g: (g.endswith("(real)"), g))
+    for name, eers in per_model:
+        group_rows.append([name, *[_pct(eers[g][0]) if g in eers else "-" for g in ordered]])
+    command = f"--corpus {args.corpus} " + " ".join("--model " + m for m in args.model)
+    header = ["model", "graph weights", "ms / window", "dev held-out", "eval all"]
+    header += ["eval held-out", "held-out phone"] + [f"held-out {codec}" for codec in CODECS]
+    held = manifest["held_out"]
     lines = [
-        "# Results on the open corpus",
+        "# Results on corpus v2",
         "",
-        "Generated by `benchmarks/results_table.py` from `dfd eval` reports; do not edit by hand.",
+        "Generated by `benchmarks/results_table.py` from `dfd eval` reports; do not edit by hand."
+        " The figures on corpus v1 are kept in docs/results-v1.md.",
         "",
         f"- command: `python benchmarks/results_table.py {command}`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        "- corpus: `dfd corpus build --preset full --seed 0` (docs/corpus.md). Dev: the attacks "
-        "seen in training, other utterances. Eval: three attacks never seen in training "
-        "(festival-slt-hts, lpc, piper-joe) and a held-out bona fide speaker, clean and through "
-        "five codecs.",
+        "- corpus: `dfd corpus build --preset full --seed 0` (docs/corpus.md). Held-out families "
+        "never reach training. Dev holds out "
+        + _holdout_words(held["dev"])
+        + "; eval holds out "
+        + _holdout_words(held["eval"])
+        + ". `dev held-out` and `eval held-out` score only those trials (the `*.unseen.txt` "
+        "protocols); `eval all` adds the seen families' eval split. Phone: every held-out file "
+        "through a drawn room, noise, device and phone chain; codecs: the clean held-out files "
+        "through one codec each.",
         "- EER: the ASVspoof way (step DET curve, no interpolation), one score per utterance "
         "(the mean raw output over its windows; `dfd eval`).",
         "- ms / window: one 2 s window through ONNX Runtime on the CPU, one thread, batch 1, "
@@ -117,23 +186,47 @@ def main() -> None:
         "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
         *["| " + " | ".join(row) + " |" for row in rows],
         "",
-        "EER per eval attack (clean):",
+        "EER per eval held-out family (clean; a synthesizer or vocoder family against every "
+        "held-out real trial, a real-voice group against every held-out spoof; trials in "
+        "brackets):",
         "",
-        "| model | " + " | ".join(EVAL_ATTACKS) + " |",
-        "| --- | " + " | ".join(["---:"] * len(EVAL_ATTACKS)) + " |",
-        *["| " + " | ".join(row) + " |" for row in attack_rows],
+        "| model | " + " | ".join(f"{g} ({groups[g]})" for g in ordered) + " |",
+        "| --- | " + " | ".join(["---:"] * len(ordered)) + " |",
+        *["| " + " | ".join(row) + " |" for row in group_rows],
+        "",
+        "Calls (`benchmarks/calls_protocol.py`, eval calls: real calls of held-out speakers, and "
+        "calls that turn synthetic part-way; the bundle's own decision rule and threshold):",
+        "",
+        "| model | real calls alerted | turning calls alerted before the turn | alerted after "
+        "the turn | median time to alert |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *["| " + " | ".join(row) + " |" for row in call_rows],
         "",
         "Models:",
         "",
         *notes,
         "",
-        "Families not yet trained on the full corpus: "
+        "Families not yet trained on corpus v2: "
         + (", ".join(f for f in family_names() if f not in trained) or "none")
         + ".",
         "",
     ]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
+
+
+def _holdout_words(held: dict[str, list[str]]) -> str:
+    parts = []
+    for key, words in [
+        ("families", "real-voice families"),
+        ("languages", "languages"),
+        ("speakers", "speakers"),
+        ("tts_families", "synthesizer families"),
+        ("vocoders", "vocoders"),
+    ]:
+        if held.get(key):
+            parts.append(f"{words} {', '.join(held[key])}")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,16 @@ class Resolved(Generic[T]):
     origins: dict[str, str]  # "section.key" -> where it was set: "FILE:LINE" or "$NAME"
 
 
+class SettingsError(ConfigError):
+    """Every problem found in the settings, each one line naming where it was written; the
+    message is the one problem, or all of them joined by ``"; "``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        message = problems[0] if len(problems) == 1 else "; ".join(problems)
+        super().__init__(message if len(problems) == 1 else f"{len(problems)} problems: {message}")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Section:
     cls: type[Any]
@@ -50,14 +60,26 @@ def resolve(
     A bad value raises ``ConfigError`` with a message of one line."""
     try:
         return _resolve(cls, path, environ, env_prefix)
+    except SettingsError as error:
+        if all(problem.isprintable() for problem in error.problems):
+            raise
+        # A name or value with a line break or control character in it (a quoted TOML key,
+        # an odd variable name): escaped, so that each problem stays one line.
+        raise SettingsError([_printable(problem) for problem in error.problems]) from error
     except ConfigError as error:
         message = str(error)
         if message.isprintable():
             raise
-        # A name or value with a line break or control character in it (a quoted TOML key,
-        # an odd variable name): escaped, so that the message stays one line.
-        printable = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-        raise ConfigError(printable) from error
+        raise ConfigError(_printable(message)) from error
+
+
+def _line_of(problem: str) -> float:
+    found = re.match(r"[^$].*?:(\d+):", problem)
+    return int(found.group(1)) if found else math.inf
+
+
+def _printable(message: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def _resolve(
@@ -87,15 +109,26 @@ def _resolve(
         merged.setdefault(section, {})[key] = coerced
         origins[f"{section}.{key}"] = where
 
+    problems: list[str] = []  # every bad value is reported, not only the first
+
+    def checked(action: Any, *args: Any) -> Any:
+        try:
+            return action(*args)
+        except ConfigError as error:
+            problems.append(str(error))
+            return None
+
+    def read_table(section: str, table: Any, where: str) -> None:
+        check_section(section, where)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: {section}: expected a table, got {table!r}")
+        for key, value in table.items():
+            checked(set_value, section, key, value, lines.where(section, key))
+
     if path is not None:
         data, lines = _read_toml(path)
         for section, table in data.items():
-            where = lines.where(section)
-            check_section(section, where)
-            if not isinstance(table, dict):
-                raise ConfigError(f"{where}: {section}: expected a table, got {table!r}")
-            for key, value in table.items():
-                set_value(section, key, value, lines.where(section, key))
+            checked(read_table, section, table, lines.where(section))
 
     for name in sorted(environ):
         if not name.startswith(env_prefix) or "__" not in name[len(env_prefix) :]:
@@ -103,12 +136,14 @@ def _resolve(
         section, _, key = name[len(env_prefix) :].lower().partition("__")
         hint = sections[section].hints.get(key) if section in sections else None
         value = _environment_value(environ[name], hint) if hint is not None else None
-        set_value(section, key, value, f"${name}")
+        checked(set_value, section, key, value, f"${name}")
 
     built = {
-        name: _build_section(name, sections[name].cls, values, origins)
+        name: checked(_build_section, name, sections[name].cls, values, origins)
         for name, values in merged.items()
     }
+    if problems:  # in the order they were written: the file by line, then the environment
+        raise SettingsError(sorted(problems, key=_line_of))
     return Resolved(cls(**built), origins)
 
 

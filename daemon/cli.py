@@ -108,11 +108,19 @@ def config_show(ctx: click.Context) -> None:
 def config_check(file: Path) -> None:
     """Validate the settings file FILE on its own (DFD_* variables are not applied).
 
-    Exit status 0 and "FILE: ok" when it is valid; 1 and one line naming the key and the line
-    of the first problem when it is not.
+    Exit status 0 and "FILE: ok" when it is valid; 1 and one line per problem, each naming the
+    key and its line, when it is not.
     """
+    from dfd.core.layered_config import SettingsError
+
     try:
         load_settings(file, environ={})
+    except SettingsError as error:
+        if len(error.problems) == 1:
+            raise click.ClickException(error.problems[0]) from error
+        for problem in error.problems:
+            click.echo(f"Error: {problem}", err=True)
+        raise click.ClickException(f"{file}: {len(error.problems)} problems") from error
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{file}: ok")
@@ -321,7 +329,7 @@ def models() -> None:
 )
 def models_list(bundles_dir: Path) -> None:
     """List the detector families and the bundles installed under --dir (verified)."""
-    from dfd.detectors.bundle import CARD_NAME, BundleError, load_bundle
+    from dfd.detectors.bundle import CARD_NAME
     from dfd.detectors.registry import FAMILIES
 
     click.echo("families:")
@@ -331,32 +339,64 @@ def models_list(bundles_dir: Path) -> None:
             f"  {name:12s} front end {entry.frontend.kind:8s} "
             f"output {entry.output_name!r}: {entry.output}{spoof}"
         )
+    from dfd.daemon.models import default_bundle_path
+
+    click.echo(f"embedded default: {_bundle_summary(default_bundle_path())}")
     if not bundles_dir.is_dir():
         click.echo(f"bundles: none ({bundles_dir} does not exist)")
         return
     folders = sorted(path.parent for path in bundles_dir.glob(f"*/{CARD_NAME}"))
     click.echo(f"bundles in {bundles_dir}: {len(folders)}")
     for folder in folders:
-        try:
-            card = load_bundle(folder).card
-        except BundleError as error:
-            click.echo(f"  {folder.name:24s} INVALID: {error}")
-            continue
-        click.echo(
-            f"  {folder.name:24s} {card.family} {card.version}, window {card.window.window_s} s "
-            f"every {card.window.hop_s} s, "
-            f"{'calibrated' if card.calibration.calibrated else 'uncalibrated'}"
+        click.echo(f"  {folder.name:24s} {_bundle_summary(folder)}")
+
+
+def _bundle_summary(folder: Path) -> str:
+    """One line about a verified bundle, or why it is invalid."""
+    from dfd.detectors.bundle import BundleError, load_bundle
+
+    try:
+        card = load_bundle(folder).card
+    except BundleError as error:
+        return f"INVALID: {error}"
+    return (
+        f"{card.family} {card.version}, window {card.window.window_s} s "
+        f"every {card.window.hop_s} s, "
+        f"{'calibrated' if card.calibration.calibrated else 'uncalibrated'}"
+    )
+
+
+def _metrics_lines(name: str, metrics: dict[str, Any] | None) -> list[str]:
+    """A card's metrics on one protocol, in words (the card itself holds every figure)."""
+    if not metrics:
+        return [f"{name}: none recorded"]
+    counts = metrics.get("counts", {})
+    line = (
+        f"{name}: EER {100 * metrics['eer']:.2f} %, min DCF {metrics['min_dcf']:.4f}, "
+        f"ROC AUC {metrics.get('roc_auc', float('nan')):.4f} "
+        f"({counts.get('bonafide', '?')} bona fide, {counts.get('spoof', '?')} spoof)"
+    )
+    lines = [line]
+    far = metrics.get("at_far")
+    if far:
+        lines.append(
+            f"{name} at {100 * far['target_false_alarm_rate']:g} % false alarms: "
+            f"false alarm rate {100 * far['false_alarm_rate']:.2f} %, "
+            f"miss rate {100 * far['miss_rate']:.2f} %"
         )
+    return lines
 
 
 @models.command("show")
 @click.argument("bundle", type=click.Path(path_type=Path))
 def models_show(bundle: Path) -> None:
-    """Verify BUNDLE (every file's sha256, the ONNX contract) and print its model card."""
+    """Verify BUNDLE (a folder, or "default" for the embedded one: every file's sha256, the ONNX
+    contract) and print its model card."""
+    from dfd.daemon.models import resolve_bundle_path
     from dfd.detectors.bundle import BundleError, load_bundle
 
     try:
-        loaded = load_bundle(bundle)
+        loaded = load_bundle(resolve_bundle_path(bundle))
     except BundleError as error:
         raise click.ClickException(str(error)) from error
     card = loaded.card
@@ -387,10 +427,11 @@ def models_show(bundle: Path) -> None:
             f"far_1pct {json.dumps(card.thresholds.far_1pct)}"
         ),
         "training": f"data manifest sha256 {json.dumps(card.training.data_manifest_sha256)}",
-        "metrics": f"dev {json.dumps(card.metrics.dev)}, eval {json.dumps(card.metrics.eval)}",
     }
     for key, value in rows.items():
         click.echo(f"{key:12s} {value}")
+    for line in _metrics_lines("dev", card.metrics.dev) + _metrics_lines("eval", card.metrics.eval):
+        click.echo(f"{'metrics':12s} {line}")
     for name, digest in card.files.items():
         click.echo(f"{'file':12s} {name} sha256 {digest} verified")
 
@@ -477,13 +518,15 @@ def models_import_aasist(
 @click.option(
     "--data",
     required=True,
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Training protocol (ASVspoof 2019 format, e.g. corpus/protocols/train.txt).",
+    help="Training protocol (ASVspoof 2019 format, e.g. corpus/protocols/train.txt); repeat it "
+    "to train on several (e.g. train.txt and train.phone.txt).",
 )
 @click.option(
     "--dev",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Development protocol (default: dev.txt beside --data).",
+    help="Development protocol (default: dev.txt beside the first --data).",
 )
 @click.option(
     "--config",
@@ -493,15 +536,21 @@ def models_import_aasist(
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the config's epochs.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    help="Override the config's seed (repeat a recipe over seeds to measure its spread).",
+)
 @click.option("--device", help="auto, cpu, cuda or cuda:N (default auto).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 def train(
     family_name: str | None,
-    data: Path,
+    data: tuple[Path, ...],
     dev: Path | None,
     experiment: Path | None,
     out: Path,
     epochs: int | None,
+    seed: int | None,
     device: str | None,
     resume: bool,
 ) -> None:
@@ -511,14 +560,16 @@ def train(
     from dfd.trainers.config import load_train_config
     from dfd.trainers.train import train as run_training
 
-    dev = dev or data.with_name("dev.txt")
+    dev = dev or data[0].with_name("dev.txt")
     if not dev.is_file():
         raise click.BadParameter(f"no dev protocol at {dev}; pass --dev", param_hint="--dev")
     try:
-        config = load_train_config(experiment, family=family_name, epochs=epochs, device=device)
+        config = load_train_config(
+            experiment, family=family_name, epochs=epochs, seed=seed, device=device
+        )
         with _progress_bar("training") as progress:
             run = run_training(config, data, dev, out, resume=resume, progress=progress)
-        manifest = data.parent.parent / "manifest.json"
+        manifest = data[0].parent.parent / "manifest.json"
         bundle = bundle_run(
             run, config, out / "bundle", manifest if manifest.is_file() else None, overwrite=True
         )
@@ -534,8 +585,8 @@ def train(
     "--model",
     "bundle",
     required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Model bundle folder.",
+    type=click.Path(path_type=Path),
+    help='Model bundle folder, or "default" for the embedded one.',
 )
 @click.option(
     "--data",
@@ -555,6 +606,7 @@ def train(
 )
 def eval_command(bundle: Path, data: Path, out: Path, device: str, batch_size: int) -> None:
     """Score a protocol: OUT/scores.txt (higher = bona fide), OUT/report.json, PNG plots."""
+    from dfd.daemon.models import resolve_bundle_path
     from dfd.detectors.bundle import BundleError
     from dfd.trainers.datasets import DatasetError
     from dfd.trainers.evaluate import evaluate_bundle
@@ -562,7 +614,12 @@ def eval_command(bundle: Path, data: Path, out: Path, device: str, batch_size: i
     try:
         with _progress_bar("scoring") as progress:
             report = evaluate_bundle(
-                bundle, data, out, device=device, batch_size=batch_size, progress=progress
+                resolve_bundle_path(bundle),
+                data,
+                out,
+                device=device,
+                batch_size=batch_size,
+                progress=progress,
             )
     except (BundleError, DatasetError) as error:
         raise click.ClickException(str(error)) from error

@@ -224,25 +224,34 @@ def format_report(report: FileReport, width: int = 100) -> str:
     ]
     for channel in range(report.channels):
         rows = [w for w in report.windows if w["channel"] == channel]
-        lines.append(f"  ch{channel} {_timeline(rows, report.threshold, width)}")
+        timeline = _timeline(rows, report.threshold, width)
+        lines.append(f"  ch{channel} {timeline}")
         if rows:
-            hop = rows[1]["start"] - rows[0]["start"] if len(rows) > 1 else 0.0
-            lines.append(
-                f"      0 s{' ' * max(0, min(len(rows), width) - 8)}{rows[-1]['end']:.0f} s"
-                f"  ({len(rows)} windows, hop {hop:.2f} s)"
-            )
+            lines.append(f"      {_axis(len(timeline), rows[-1]['end'])}  {_window_count(rows)}")
     for alert in report.alerts:
         what = "ALERT RAISED " if alert["topic"] == "alert.raised" else "alert cleared"
         lines.append(
             f"  {what} ch{alert['channel']} at {alert['start']:.1f}-{alert['end']:.1f} s, "
             f"score {alert['score']:.3f} ({alert['over']} of the last {alert['of']} speech "
-            f"windows above threshold)"
+            f"windows at or above threshold)"
         )
     if report.incomplete is not None:
         lines.append(f"  INCOMPLETE: judged on the first {report.duration_s:.1f} s only")
     verdicts = ", ".join(f"ch{c}: {v}" for c, v in sorted(report.channel_verdicts.items()))
     lines.append(f"  verdict: {report.verdict.upper()}  ({verdicts})")
     return "\n".join(lines)
+
+
+def _axis(cells: int, end_s: float) -> str:
+    """``0 s`` under the timeline's first cell, its end time under its last."""
+    start, end = "0 s", f"{end_s:.0f} s"
+    return start + " " * max(1, cells - len(start) - len(end)) + end
+
+
+def _window_count(rows: list[dict[str, Any]]) -> str:
+    if len(rows) == 1:
+        return "(1 window)"
+    return f"({len(rows)} windows, hop {rows[1]['start'] - rows[0]['start']:.2f} s)"
 
 
 def _timeline(rows: list[dict[str, Any]], threshold: float, width: int) -> str:
@@ -319,6 +328,7 @@ def run_replay(
     )
     failed = alerted = False
     total_audio = total_elapsed = 0.0
+    files_read = 0
     try:
         for number, path in enumerate(files, start=1):
             try:
@@ -332,6 +342,7 @@ def run_replay(
                 _error(f"{report.incomplete}; judged on the first {report.duration_s:.3f} s only")
                 failed = True
             alerted |= report.alerted
+            files_read += 1
             total_audio += report.duration_s
             total_elapsed += report.elapsed_s
             if as_json:
@@ -354,15 +365,18 @@ def run_replay(
     if total_elapsed > 0:
         log.info(
             "replay finished",
-            files=len(files),
+            files=files_read,
+            files_failed=len(files) - files_read,
             audio_s=round(total_audio, 1),
             elapsed_s=round(total_elapsed, 2),
             faster_than_real_time=round(total_audio / total_elapsed, 1),
         )
         if not as_json:
+            unread = len(files) - files_read
             click.echo(
-                f"{len(files)} file(s), {total_audio:.1f} s of audio in {total_elapsed:.1f} s: "
-                f"{total_audio / total_elapsed:.1f}x faster than real time",
+                f"{files_read} file(s), {total_audio:.1f} s of audio in {total_elapsed:.1f} s: "
+                f"{total_audio / total_elapsed:.1f}x faster than real time"
+                + (f" ({unread} file(s) could not be read)" if unread else ""),
                 file=out,
             )
     return 2 if failed else 1 if alerted else 0

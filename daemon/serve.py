@@ -27,15 +27,16 @@ from typing import Any
 
 import structlog
 
+from dfd.core.typed_config import ConfigError
 from dfd.daemon.bus import AlertJournal, EventBus
-from dfd.daemon.capture.base import CaptureEvent, Source
+from dfd.daemon.capture.base import DAEMON_STOPPING, CaptureEvent, Source
 from dfd.daemon.keys import load_curve_server
 from dfd.daemon.metrics import DaemonMetrics, serve_metrics
 from dfd.daemon.models import ModelSet, load_trusted_keys
 from dfd.daemon.notify import Notifier, PipelineWatchdog
 from dfd.daemon.pipeline import Pipeline
 from dfd.daemon.scoring import WorkerPool
-from dfd.daemon.settings import Settings
+from dfd.daemon.settings import Settings, parse_rtp_payload
 
 log = structlog.get_logger(__name__)
 
@@ -162,10 +163,17 @@ class Daemon:
         end, such as a WAV file, has finished and its calls have ended)."""
         for source in self.sources:
             source.start(self._sink_for(source))
+        if not self.sources:
+            log.warning(
+                "no capture source",
+                hint="nothing will be scored: set [serve] rtp, pcm, devices or wav "
+                "(or --rtp, --pcm, --device, --wav)",
+            )
         log.info(
             "serving",
             sources=[s.name for s in self.sources],
             pub=self.bus.endpoint,
+            journal=str(self.settings.serve.journal_path()),
             models=self.models.identity,
             threshold=round(self.models.threshold, 4),
         )
@@ -306,9 +314,9 @@ class Daemon:
         log.info("stopping")
         self.notifier.stopping("stopping: finishing open calls")
         for source in self.sources:
-            source.stop()
+            source.stop(DAEMON_STOPPING)
         self._take_intake(limit=10**9)
-        self.pipeline.end_all("daemon-stopping")
+        self.pipeline.end_all(DAEMON_STOPPING)
         self.pipeline.drain()
         self.publish_status()
         self.bus.close()
@@ -326,11 +334,18 @@ def build_sources(settings: Settings) -> list[Source]:
     if serve.rtp:
         from dfd.daemon.capture.rtp import RtpSource
 
+        payloads = dict(parse_rtp_payload(spec) for spec in serve.rtp_payloads)
         for address in serve.rtp:
             host, _, port = address.rpartition(":")
+            rtp_port = int(port)
+            rtcp_port = (rtp_port + 1 if rtp_port else 0) if serve.rtp_rtcp else None
             sources.append(
                 RtpSource(
-                    host=host or "127.0.0.1", port=int(port), idle_timeout_s=serve.idle_timeout_s
+                    host=host or "127.0.0.1",
+                    port=rtp_port,
+                    idle_timeout_s=serve.idle_timeout_s,
+                    payload_formats=payloads,
+                    rtcp_port=rtcp_port,
                 )
             )
     if serve.pcm:
@@ -351,9 +366,23 @@ def build_sources(settings: Settings) -> list[Source]:
 
         for device in serve.devices:
             name: str | int = int(device) if device.isdigit() else device
+            _check_input_device(name)
             sources.append(DeviceSource(name, channels=serve.device_channels))
     if serve.wav:
         from dfd.daemon.capture.wavfile import WavSource
 
         sources.append(WavSource(list(serve.wav), realtime=True))
     return sources
+
+
+def _check_input_device(name: str | int) -> None:
+    """Refuse, as unusable settings, an input device that PortAudio does not have."""
+    import sounddevice
+
+    try:
+        sounddevice.query_devices(name, kind="input")
+    except (ValueError, sounddevice.PortAudioError) as error:
+        raise ConfigError(
+            f"[serve] devices: no input device {name!r} ({error}); "
+            "`python -m sounddevice` lists the devices"
+        ) from error

@@ -116,12 +116,49 @@ def endpoint_host(endpoint: str) -> str | None:
     return host
 
 
+def parse_rtp_payload(spec: str) -> tuple[int, tuple[str, int, int]]:
+    """``"97=L16/16000"`` -> ``(97, ("L16", 16000, 1))``; ``ConfigError`` naming the entry when
+    it is not ``PT=ENCODING/RATE[/CHANNELS]`` with a dynamic or known type and encoding."""
+    from dfd.daemon.capture.rtp import ENCODINGS
+
+    payload_type, equals, rtpmap = spec.partition("=")
+    parts = rtpmap.split("/")
+    numbers = [payload_type.strip(), *[part.strip() for part in parts[1:]]]
+    if (
+        not equals
+        or len(parts) not in (2, 3)
+        or not all(n.isascii() and n.isdigit() for n in numbers)
+    ):
+        raise ConfigError(
+            f"serve.rtp_payloads: {spec!r} is not PT=ENCODING/RATE[/CHANNELS], e.g. 97=L16/16000"
+        )
+    encoding = parts[0].strip()
+    known = {name.upper(): name for name in ENCODINGS}
+    if encoding.upper() not in known:
+        raise ConfigError(
+            f"serve.rtp_payloads: {spec!r}: encoding {encoding!r} is not one of "
+            f"{', '.join(sorted(ENCODINGS))}"
+        )
+    rate, channels = int(numbers[1]), int(numbers[2]) if len(numbers) == 3 else 1
+    if not 0 <= int(payload_type) <= 127 or rate <= 0 or not 1 <= channels <= 8:
+        raise ConfigError(
+            f"serve.rtp_payloads: {spec!r}: need a payload type in 0-127, a positive rate and "
+            "1 to 8 channels"
+        )
+    return int(payload_type), (known[encoding.upper()], rate, channels)
+
+
 @dataclasses.dataclass(frozen=True)
 class ServeSettings:
     """``dfd serve``: where audio comes in and events go out."""
 
     pub: str = "tcp://127.0.0.1:5555"  # the event bus (ZeroMQ PUB)
     rtp: tuple[str, ...] = ()  # HOST:PORT to receive RTP on
+    # Dynamic RTP payload types, as in an SDP rtpmap: "PT=ENCODING/RATE[/CHANNELS]", e.g.
+    # "97=L16/16000" (what ffmpeg -c:a pcm_s16be -ar 16000 -f rtp sends). Encodings: PCMU, PCMA,
+    # L16, CN, telephone-event. The static types 0, 8, 10, 11 and 13 are always known.
+    rtp_payloads: tuple[str, ...] = ()
+    rtp_rtcp: bool = True  # also read RTCP (BYE) on each RTP port + 1, besides rtcp-mux
     pcm: tuple[str, ...] = ()  # ZeroMQ PULL endpoints for pushed PCM
     pcm_rate: int = 16_000  # sample rate of the s16le PCM pushed to the ingest endpoints
     idle_timeout_s: float = 5.0  # an RTP or PCM stream silent this long has ended
@@ -165,6 +202,8 @@ class ServeSettings:
                     f"serve.metrics must be HOST:PORT (or empty to turn the endpoint off), "
                     f"got {self.metrics!r}"
                 )
+        for spec in self.rtp_payloads:
+            parse_rtp_payload(spec)
         if not self.allow_remote_endpoints:
             endpoints = [self.pub, *self.rtp, *self.pcm] + ([self.metrics] if self.metrics else [])
             for endpoint in endpoints:

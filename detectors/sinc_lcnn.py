@@ -53,6 +53,9 @@ class SincLcnnConfig:
     log_offset: float = 1e-6
     hidden: int = 160  # width of the dense layer before its MFM (which halves it)
     dropout: float = 0.5
+    # Channels of every Light CNN layer times this (rounded): 1.0 is LCNN-9 as published; the
+    # cost of the body grows about with its square.
+    width: float = 1.0
 
     def __post_init__(self) -> None:
         if self.pool < 1:
@@ -63,6 +66,8 @@ class SincLcnnConfig:
             raise ConfigError(f"sinc-lcnn: hidden must be even and >= 2, got {self.hidden}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"sinc-lcnn: dropout must be in [0, 1), got {self.dropout}")
+        if not 0.25 <= self.width <= 2.0:
+            raise ConfigError(f"sinc-lcnn: width must lie in [0.25, 2], got {self.width}")
 
 
 class MaxFeatureMap(nn.Module):
@@ -93,31 +98,34 @@ class MfmConv2d(nn.Sequential):
 
 
 class LightCnn(nn.Module):
-    """LCNN-9 body: ``(batch, 1, height, width)`` -> ``(batch, 32)`` after global pooling."""
+    """LCNN-9 body: ``(batch, 1, height, width)`` -> ``(batch, out_channels)`` after global
+    pooling; ``width`` scales every layer's channels (1.0: 32 out, as published)."""
 
-    out_channels = 32
+    CHANNELS = (32, 32, 48, 48, 64, 64, 32, 32, 32)
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
+        c = [max(2, round(channels * width)) for channels in self.CHANNELS]
+        self.out_channels = c[8]
         self.body = nn.Sequential(
-            MfmConv2d(1, 32, 5),
+            MfmConv2d(1, c[0], 5),
             nn.MaxPool2d(2),
-            MfmConv2d(32, 32, 1),
-            nn.BatchNorm2d(32),
-            MfmConv2d(32, 48, 3),
+            MfmConv2d(c[0], c[1], 1),
+            nn.BatchNorm2d(c[1]),
+            MfmConv2d(c[1], c[2], 3),
             nn.MaxPool2d(2),
-            nn.BatchNorm2d(48),
-            MfmConv2d(48, 48, 1),
-            nn.BatchNorm2d(48),
-            MfmConv2d(48, 64, 3),
+            nn.BatchNorm2d(c[2]),
+            MfmConv2d(c[2], c[3], 1),
+            nn.BatchNorm2d(c[3]),
+            MfmConv2d(c[3], c[4], 3),
             nn.MaxPool2d(2),
-            MfmConv2d(64, 64, 1),
-            nn.BatchNorm2d(64),
-            MfmConv2d(64, 32, 3),
-            nn.BatchNorm2d(32),
-            MfmConv2d(32, 32, 1),
-            nn.BatchNorm2d(32),
-            MfmConv2d(32, 32, 3),
+            MfmConv2d(c[4], c[5], 1),
+            nn.BatchNorm2d(c[5]),
+            MfmConv2d(c[5], c[6], 3),
+            nn.BatchNorm2d(c[6]),
+            MfmConv2d(c[6], c[7], 1),
+            nn.BatchNorm2d(c[7]),
+            MfmConv2d(c[7], c[8], 3),
             nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
@@ -139,10 +147,10 @@ class SincLcnn(Detector):
         self.config = config = config or SincLcnnConfig()
         self.sinc = config.sinc.build()
         self.input_norm = nn.BatchNorm1d(config.sinc.out_channels)
-        self.lcnn = LightCnn()
+        self.lcnn = LightCnn(config.width)
         self.head = nn.Sequential(
             nn.Dropout(config.dropout),
-            nn.Linear(LightCnn.out_channels, config.hidden),
+            nn.Linear(self.lcnn.out_channels, config.hidden),
             MaxFeatureMap(dim=1),
             nn.BatchNorm1d(config.hidden // 2),
             nn.Dropout(config.dropout),

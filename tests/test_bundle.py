@@ -347,6 +347,12 @@ def test_models_show_prints_a_verified_card_and_fails_on_a_tampered_bundle(
     assert "mfcc-cnn, version test-1" in good.stdout
     assert "features (batch, 20, 201) -> 'logits', opset 17" in good.stdout
     assert "sigmoid(2 * raw - 0.5) (calibrated)" in good.stdout
+    card = load_bundle(mfcc.folder).card
+    metric_lines = [line for line in good.stdout.splitlines() if line.startswith("metrics ")]
+    if card.metrics.dev:  # figures in words, from the card
+        assert f"dev: EER {100 * card.metrics.dev['eer']:.2f} %" in metric_lines[0]
+    else:
+        assert metric_lines[0].split(None, 1)[1] == "dev: none recorded"
 
     edit_card(copy, lambda card: card.update(family="aasist"))
     bad = dfd("models", "show", str(copy))
@@ -369,6 +375,7 @@ def test_models_list_shows_families_and_checks_each_installed_bundle(
     assert "  aasist       front end sinc     output 'logits': class_logits, spoof index 0" in lines
     assert "  sinc-lcnn    front end waveform output 'logits': spoof_logit" in lines
     assert f"bundles in {installed}: 2" in lines
+    assert "embedded default: sinc-lcnn 1, window 2.0 s every 0.5 s, calibrated" in lines
     assert any(line.split()[:3] == ["good", "mfcc-cnn", "test-1,"] for line in lines)
     broken = next(line for line in lines if line.split()[0] == "broken")
     assert "INVALID" in broken

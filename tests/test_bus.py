@@ -315,7 +315,7 @@ class _Collector:
             if event["seq"] == seq:
                 return topics
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "source-stopped") -> None:
         self._stop.set()
 
 

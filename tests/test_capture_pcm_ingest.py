@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import structlog
 import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -253,3 +254,18 @@ def test_bad_settings_and_endpoints_are_refused() -> None:
         PcmIngestSource("tcp://127.0.0.1:*", sample_rate=0)
     with pytest.raises(zmq.ZMQError):
         PcmIngestSource("nonsense://here").start(Collector())
+
+
+def test_malformed_messages_are_warned_about_at_a_bounded_rate() -> None:
+    source = PcmIngestSource("tcp://127.0.0.1:*")
+    source._sink = Collector()  # driven directly, without its socket thread
+    with structlog.testing.capture_logs() as logs:
+        for i in range(5):  # a burst: one warning, four counted
+            source.handle_message([b"not", b"enough"], now=100.0 + i)
+        source.handle_message([b"call", b"x", b"0", b""], now=100.0 + source.MALFORMED_WARNING_S)
+    warnings = [entry for entry in logs if entry["event"] == "pcm_ingest_malformed"]
+    assert [w["log_level"] for w in warnings] == ["warning", "warning"]
+    assert "2 frames, expected 4" in warnings[0]["error"]
+    assert warnings[0]["not_logged_since_last"] == 0
+    assert "channel" in warnings[1]["error"] and warnings[1]["not_logged_since_last"] == 4
+    assert source.counters.malformed == 6

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -395,6 +396,25 @@ def test_bad_payload_format_settings_are_refused() -> None:
         RtpSource(payload_formats={96: ("OPUS", 48000, 2)})
     with pytest.raises(ValueError, match="bad RTP payload format 200"):
         RtpSource(payload_formats={200: ("L16", 16000, 1)})
+
+
+def test_an_unknown_payload_type_is_warned_about_once_per_stream() -> None:
+    source = RtpSource("127.0.0.1", 0)
+    collector = Collector()
+    source._sink = collector  # handle_datagram is driven directly, without sockets
+    with structlog.testing.capture_logs() as logs:
+        for sender in [("127.0.0.1", 4000), ("127.0.0.1", 4002)]:
+            for seq in range(5):
+                source.handle_datagram(rtp(seq, seq * FRAME, payload_type=97), sender, 0.0)
+        source.handle_datagram(rtp(5, 5 * FRAME, payload_type=0), ("127.0.0.1", 4000), 0.0)
+    warnings = [entry for entry in logs if entry["event"] == "rtp_unknown_payload_type"]
+    assert [(w["log_level"], w["payload_type"], w["sender"]) for w in warnings] == [
+        ("warning", 97, "127.0.0.1:4000"),
+        ("warning", 97, "127.0.0.1:4002"),
+    ]
+    assert "rtp_payloads" in warnings[0]["hint"]
+    assert source.counters.malformed == 10  # dropped and counted, not decoded
+    assert source.counters.streams_started == 1  # the PCMU packet starts a stream as before
 
 
 # real ffmpeg senders

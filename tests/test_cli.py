@@ -161,3 +161,26 @@ def test_shell_completion_uses_clicks_mechanism() -> None:
         env={"_DFD_COMPLETE": "bash_complete", "COMP_WORDS": "dfd f", "COMP_CWORD": "1"}
     )
     assert completed.stdout.split() == ["plain,features", "plain,frontends"]
+
+
+def test_models_show_and_eval_accept_the_embedded_default(tmp_path: Path) -> None:
+    shown = dfd("models", "show", "default")
+    assert shown.returncode == 0, shown.stderr
+    rows = dict(line.split(None, 1) for line in shown.stdout.splitlines() if " " in line)
+    assert rows["family"].startswith("sinc-lcnn")
+    assert rows["bundle"].rstrip().endswith(str(Path("detectors") / "default"))
+    protocol = tmp_path / "protocol.txt"
+    protocol.write_text(f"speaker {SAMPLE_CALL.stem} - - bonafide\n")
+    missing = dfd("eval", "--model", str(tmp_path / "nowhere"), "--data", str(protocol),
+                  "--out", str(tmp_path / "out"))  # fmt: skip
+    assert missing.returncode == 1
+    assert "no such bundle folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_serve_with_an_unknown_input_device_is_one_line_and_exit_2() -> None:
+    result = dfd("--log-level", "warning", "serve", "--device", "no-such-device-xyz")
+    assert result.returncode == 2  # unusable settings: systemd does not restart on it
+    assert "no input device 'no-such-device-xyz'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -262,6 +262,18 @@ def test_config_check_accepts_a_good_file(tmp_path: Path) -> None:
         ("[models]\nworkers = -1\n", "{config}:2: models.workers must be >= 0"),
         ("[serve]\n\npubb = 'x'\n", "{config}:3: serve: unknown key(s) pubb"),
         ("[serve\n", "{config}:1: not valid TOML"),
+        (
+            "[serve]\nrtp_payloads = ['97=OPUS/48000']\n",
+            "{config}:2: serve.rtp_payloads: '97=OPUS/48000': encoding 'OPUS' is not one of",
+        ),
+        (
+            "[serve]\nrtp_payloads = ['L16/16000']\n",
+            "{config}:2: serve.rtp_payloads: 'L16/16000' is not PT=ENCODING/RATE[/CHANNELS]",
+        ),
+        (
+            "[serve]\nrtp_payloads = ['200=L16/16000']\n",
+            "{config}:2: serve.rtp_payloads: '200=L16/16000': need a payload type in 0-127",
+        ),
     ],
 )
 def test_config_check_refuses_a_bad_file_in_one_line(tmp_path: Path, text: str, line: str) -> None:
@@ -271,6 +283,31 @@ def test_config_check_refuses_a_bad_file_in_one_line(tmp_path: Path, text: str, 
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("Error: " + line.format(config=config))
+
+
+def test_config_check_reports_every_problem_in_file_order(tmp_path: Path) -> None:
+    text = (
+        "[decision]\nraise_over = 9\n"  # a check across keys, line 2
+        "[models]\nworkers = -1\n"  # line 4
+        "[serve]\npubb = 'x'\nidle_timeout_s = 'soon'\n"  # lines 6 and 7
+        "[nosuch]\nkey = 1\n"  # line 8
+    )
+    config = write(tmp_path, text)
+    result = dfd("config", "check", str(config))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert [line.split(":")[2] for line in lines[:-1]] == ["2", "4", "6", "7", "8"]
+    assert "decision.raise_over must lie in" in lines[0]
+    assert "models.workers must be >= 0" in lines[1]
+    assert "unknown key(s) pubb" in lines[2]
+    assert "serve.idle_timeout_s" in lines[3]
+    assert "unknown key(s) nosuch" in lines[4]
+    assert lines[-1] == f"Error: {config}: 5 problems"
+    served = dfd("--config", str(config), "serve")  # the daemon names them all on one line
+    assert served.returncode == 2
+    error = served.stderr.splitlines()[-1]
+    assert "5 problems: " in error and error.count(str(config)) == 5
 
 
 def test_config_check_of_a_missing_file_is_one_line_too(tmp_path: Path) -> None:
@@ -318,3 +355,39 @@ def test_config_show_without_a_file_prints_every_default() -> None:
             else:
                 expected = list(value) if isinstance(value, tuple) else value
                 assert shown[section.name][field.name] == expected, field.name
+
+
+def test_rtp_payload_specs_read_like_an_sdp_rtpmap() -> None:
+    from dfd.daemon.settings import parse_rtp_payload
+
+    assert parse_rtp_payload("97=L16/16000") == (97, ("L16", 16000, 1))
+    assert parse_rtp_payload("96=l16/44100/2") == (96, ("L16", 44100, 2))
+    assert parse_rtp_payload("101=telephone-event/8000") == (101, ("telephone-event", 8000, 1))
+
+
+def test_the_readme_settings_block_lists_every_key_at_its_default() -> None:
+    """The block an operator copies from: every key, the value the code defaults to (keys whose
+    default is unset are shown commented out), and nothing the code does not know."""
+    import dataclasses
+    import re
+    import tomllib
+
+    from dfd.daemon.settings import Settings
+    from tests.signals import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert block is not None
+    written = tomllib.loads(block.group(1))
+    defaults = Settings()
+    for section in dataclasses.fields(defaults):
+        table = getattr(defaults, section.name)
+        keys = [field.name for field in dataclasses.fields(table) if field.init]
+        assert set(written.get(section.name, {})) <= set(keys), section.name
+        for key in keys:
+            value = getattr(table, key)
+            if value is None:
+                assert re.search(rf"^# {key} = ", block.group(1), re.M), f"{section.name}.{key}"
+                continue
+            expected = list(value) if isinstance(value, tuple) else value
+            assert written[section.name].get(key) == expected, f"{section.name}.{key}"

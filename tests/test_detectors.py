@@ -8,6 +8,7 @@ values.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -270,6 +271,24 @@ def test_export_refuses_a_siamese_model_without_prototypes(tmp_path: Path) -> No
         export_onnx(model, torch.randn(2, 128, 129), tmp_path / "x.onnx", output_name="score")
 
 
+def test_a_narrower_coarser_sinc_lcnn_scores_windows_and_exports(tmp_path: Path) -> None:
+    """The live-budget variant: 20 ms frames (sinc stride 16, pooled by 20), LCNN channels
+    scaled by ``width``; fewer parameters, the same contract, the same ONNX scores."""
+    sinc = dataclasses.replace(SincLcnnConfig().sinc, stride=16)
+    config = SincLcnnConfig(sinc=sinc, pool=20, width=0.5)
+    model = SincLcnn(config).eval()
+    assert model.frames(32_000) == 99  # (32000 - 251) // 16 + 1 = 1985 outputs, pooled by 20
+    assert model.lcnn.out_channels == 16
+    parameters = sum(p.numel() for p in model.parameters())
+    assert parameters < 0.4 * sum(p.numel() for p in SincLcnn().parameters())
+    batch = torch.randn(3, 32_000) * 0.1
+    with torch.inference_mode():
+        expected = model(batch).numpy()
+    assert expected.shape == (3,)
+    path = export_onnx(model, batch, tmp_path / "narrow.onnx")
+    np.testing.assert_allclose(run_onnx(cpu_session(path), batch), expected, atol=1e-4)
+
+
 def test_mfcc_cnn_refuses_features_of_another_shape() -> None:
     with pytest.raises(ValueError, match=r"\(batch, 20, 201\)"):
         MfccCnn()(torch.randn(2, 20, 150))
@@ -281,6 +300,8 @@ def test_bad_configs_are_refused() -> None:
         SincLcnnConfig(pool=0)
     with pytest.raises(ConfigError, match="hidden"):
         SincLcnnConfig(hidden=7)
+    with pytest.raises(ConfigError, match="width"):
+        SincLcnnConfig(width=0.1)
     with pytest.raises(ConfigError, match="dropout"):
         MfccCnnConfig(dropout=1.0)
 

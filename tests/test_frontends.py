@@ -334,3 +334,31 @@ def test_the_bank_refuses_a_cuda_device_it_does_not_have() -> None:
         with pytest.raises(RuntimeError, match="no CUDA device"):
             FrontendBank("cuda")
         assert FrontendBank("auto").device.type == "cpu"
+
+
+def test_a_learnable_band_limited_sinc_bank_stays_in_its_band() -> None:
+    """With f_max (a 0-4 kHz bank for phone audio) no filter can learn its way above it."""
+    import torch
+
+    from dfd.dsp.frontends import SincConvSpec
+
+    spec = SincConvSpec(
+        out_channels=16, kernel_size=251, f_min=30.0, f_max=4000.0, min_low_hz=50.0,
+        min_band_hz=50.0, learnable=True, normalisation="peak",
+    )  # fmt: skip
+    bank = spec.build()
+    with torch.no_grad():  # as if training had pushed every filter towards Nyquist
+        bank.low_hz_.add_(6000.0)
+        bank.band_hz_.add_(3000.0)
+    with torch.no_grad():
+        low, high = bank.band_edges_hz()
+        response = torch.fft.rfft(bank.filters().double(), n=4096).abs()
+    assert float(low.max()) <= 4000.0 - 50.0 and float(high.max()) <= 4000.0
+    frequencies = torch.fft.rfftfreq(4096, 1 / 16000)
+    leak_db = 20 * torch.log10(response[:, frequencies > 4500].max() / response.max())
+    assert float(leak_db) < -40.0
+    wideband = SincConvSpec(out_channels=16, learnable=True, min_low_hz=50.0, min_band_hz=50.0)
+    wide = wideband.build()
+    with torch.no_grad():
+        wide.band_hz_.add_(9000.0)
+        assert float(wide.band_edges_hz()[1].max()) == 8000.0  # full band: clamped at Nyquist

@@ -352,7 +352,7 @@ class LoopingCall(Source):
             self._deliver(sink, AudioChunk("looping-call", 0, samples, 16_000))
         self._deliver(sink, StreamEnded("looping-call", 0, "source-stopped"))
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "source-stopped") -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

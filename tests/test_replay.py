@@ -6,6 +6,7 @@ call does not); numbers are checked against the model card, not against stored s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from click.testing import CliRunner, Result
 from dfd.daemon.cli import main
 from dfd.daemon.models import ModelSet, default_bundle_path
 from dfd.daemon.pipeline import Pipeline
-from dfd.daemon.replay import FileReport, ReplayRecorder, replay_file
+from dfd.daemon.replay import FileReport, ReplayRecorder, format_report, replay_file
 from dfd.daemon.replay_plot import plot_report, report_figure, waveform_envelope
 from dfd.daemon.scoring import InProcessScorer
 from dfd.daemon.settings import PipelineSettings
@@ -127,6 +128,9 @@ def test_unreadable_inputs_exit_2_with_one_error_line_each(bad_inputs: dict[str,
     assert "no such audio file" in errors[2]
     assert "NaN" in errors[3]
     assert "verdict: BONA FIDE" in result.stdout  # the good file after them was still judged
+    summary = result.stdout.splitlines()[-1]  # only the file that was read is counted
+    assert summary.startswith("1 file(s), ")
+    assert summary.endswith("(4 file(s) could not be read)")
 
 
 @pytest.mark.parametrize(
@@ -427,6 +431,27 @@ def hand_made_report(path: Path, channels: int) -> FileReport:
         alerts=[{**a, "score": 0.9, "over": 3, "of": 5} for a in alerts],
         channel_verdicts={c: "synthetic" if c == 0 else "bona fide" for c in range(channels)},
     )
+
+
+def test_the_terminal_report_of_one_window_and_of_many(tmp_path: Path) -> None:
+    report = hand_made_report(tmp_path / "x.wav", 1)
+    lines = format_report(report, width=100).splitlines()
+    timeline, axis = lines[2], lines[3]
+    assert timeline == "  ch0 ▁▂·▄!!!"  # scores 0.1..0.7 against 0.45; the third is silence
+    assert axis == "      0 s 5 s  (7 windows, hop 0.50 s)"  # the last window ends at 5 s
+    assert "(3 of the last 5 speech windows at or above threshold)" in lines[4]
+    assert "at or above threshold)" in lines[1]  # the legend
+    short = dataclasses.replace(report, windows=report.windows[:1], alerts=[])
+    lines = format_report(short, width=100).splitlines()
+    assert lines[2:4] == ["  ch0 ▁", "      0 s 2 s  (1 window)"]
+    long = dataclasses.replace(
+        report,
+        windows=[{**report.windows[0], "start": 0.5 * i, "end": 0.5 * i + 2} for i in range(400)],
+    )
+    timeline, axis = format_report(long, width=100).splitlines()[2:4]
+    assert len(timeline) == len("  ch0 ") + 100  # four windows to a cell
+    assert len(axis) - len("  (400 windows, hop 0.50 s)") == len(timeline)
+    assert axis.split("  (")[0].endswith(" 202 s")
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -367,16 +368,36 @@ def ffmpeg() -> str:
     return executable
 
 
+def free_udp_port_pair() -> int:
+    """An even UDP port that is free on 127.0.0.1 together with the port after it."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1] & ~1
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp_socket:
+                rtp_socket.bind(("127.0.0.1", port))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp_socket:
+                    rtcp_socket.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free UDP port pair")
+
+
 def test_rtp_call_from_ffmpeg_raises_one_alert_in_its_synthetic_part(
     serve: Callable[..., Served], call_wav: Path
 ) -> None:
-    daemon = serve("--rtp", "127.0.0.1:0")
+    # L16 at 16 kHz, which ffmpeg announces as dynamic payload type 97, mapped in the settings;
+    # RTCP to the RTP port + 1 (ffmpeg's default), so the BYE it sends at the end ends the call.
+    port = free_udp_port_pair()
+    daemon = serve("--rtp", f"127.0.0.1:{port}", config_extra='rtp_payloads = ["97=L16/16000"]')
     _, listening = daemon.wait_for_log("rtp_listening")
-    host, port = listening["address"]
-    # RTCP goes to the RTP port (rtcp-mux), so the BYE ffmpeg sends at the end ends the call.
-    url = f"rtp://{host}:{port}?rtcpport={port}&pkt_size=172"
-    command = [ffmpeg(), "-nostdin", "-v", "error", "-re", "-i", str(call_wav)]
-    command += ["-c:a", "pcm_mulaw", "-rtpflags", "send_bye", "-f", "rtp", url]
+    host = listening["address"][0]
+    assert listening["address"][1] == port and listening["rtcp_address"][1] == port + 1
+    url = f"rtp://{host}:{port}?pkt_size=652"  # 20 ms of 16-bit samples at 16 kHz
+    command = [ffmpeg(), "-nostdin", "-v", "error", "-re", "-i", str(call_wav), "-ac", "1"]
+    command += ["-c:a", "pcm_s16be", "-ar", "16000", "-rtpflags", "send_bye", "-f", "rtp", url]
     sent_at = time.monotonic()
     sender = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -496,7 +517,7 @@ def test_device_call_alerts_and_sigterm_ends_it_before_exiting_zero(
     assert alert.at > played_at + BOUNDARY_S
     assert raised["score"] >= raised["threshold"]
     end = ended.event
-    assert (end["reason"], end["verdict"], end["alerts"]) == ("source-stopped", "synthetic", 1)
+    assert (end["reason"], end["verdict"], end["alerts"]) == ("daemon-stopping", "synthetic", 1)
     assert daemon.sigterm_at is not None
     captured_s = daemon.sigterm_at - capturing_at  # the whole capture, silence included
     assert end["duration"] == pytest.approx(captured_s, abs=1.0), f"captured {captured_s:.2f} s"
@@ -578,5 +599,8 @@ def test_a_remote_endpoint_is_served_when_allowed(serve: Callable[..., Served]) 
     daemon = serve(pub="tcp://0.0.0.0:*", config_extra="allow_remote_endpoints = true")
     _, serving = daemon.wait_for_log("serving")
     assert serving["pub"].startswith("tcp://0.0.0.0:")
+    assert serving["journal"] == str(daemon.state_directory / "alerts.jsonl")
+    _, warning = daemon.wait_for_log("no capture source")  # started without a source
+    assert warning["level"] == "warning" and "--rtp" in warning["hint"]
     assert daemon.stop() == 0
     daemon.check_events()

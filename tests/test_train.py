@@ -31,6 +31,7 @@ from dfd.trainers.train import (
     RESOLVED_CONFIG,
     SIAMESE_SWEEP,
     SPLIT,
+    epoch_weights,
     resolve_model_config,
     train,
 )
@@ -212,7 +213,8 @@ def test_dfd_train_then_dfd_eval_through_the_command_line(
     protocols = small_corpus / "protocols"
     trained = subprocess.run(
         [dfd, "--log-level", "warning", "train", "--config", str(experiment),
-         "--data", str(protocols / "train.txt"), "--out", str(tmp_path / "run")],
+         "--data", str(protocols / "train.txt"), "--data", str(protocols / "train.phone.txt"),
+         "--out", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
@@ -424,3 +426,59 @@ def test_every_recipe_loads_and_names_its_retrain_command(recipe: Path) -> None:
         f"--data corpus/protocols/train.txt --out runs/{recipe.stem}"
     )
     assert any(command in line for line in header), "\n".join(header)
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted((RECIPES / "experiments").glob("*.toml")), ids=lambda path: path.stem
+)
+def test_every_experiment_loads_and_names_its_command(recipe: Path) -> None:
+    config = load_train_config(recipe)
+    resolve_model_config(family(config.family), config.model)
+    header = "\n".join(
+        line for line in recipe.read_text(encoding="utf-8").splitlines() if line.startswith("#")
+    )
+    assert f"--config trainers/recipes/experiments/{recipe.name}" in header
+    assert f"--out runs/{recipe.stem}" in header
+
+
+def test_training_reads_several_protocols_in_turn(small_corpus: Path) -> None:
+    protocols = small_corpus / "protocols"
+    clean, phone = protocols / "train.txt", protocols / "train.phone.txt"
+    both = train_module.LabelledAudio.load([clean, phone], 16_000)
+    expected = read_dataset(clean) + read_dataset(phone)
+    assert [t.utterance_id for t in both.trials] == [t.utterance_id for t in expected]
+    assert len(both.audio) == len(expected)
+    assert both.is_spoof.tolist() == [t.label == "spoof" for t in expected]
+
+
+def test_averaging_keeps_the_mean_of_the_best_epochs_weights(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    protocols = small_corpus / "protocols"
+    quick = {**QUICK, "epochs": 3}
+    config = TrainConfig(family="mfcc-cnn", average_checkpoints=2, **quick)
+    with structlog.testing.capture_logs() as logs:
+        run = train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path)
+    history = json.loads((tmp_path / HISTORY).read_text())
+    best_two = sorted(history, key=lambda row: row["dev_eer"])[:2]
+    states = [
+        torch.load(tmp_path / epoch_weights(row["epoch"]), weights_only=True) for row in best_two
+    ]
+    for key, value in run.model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (states[0][key] + states[1][key]) / 2)
+        else:
+            assert int(value) == max(int(states[0][key]), int(states[1][key]))
+    averaged = [entry for entry in logs if entry["event"] == "checkpoints averaged"]
+    assert averaged and averaged[0]["epochs"] == sorted(row["epoch"] for row in best_two)
+    assert all((tmp_path / epoch_weights(epoch)).is_file() for epoch in (1, 2, 3))
+
+
+def test_average_state_dicts_means_floats_and_keeps_the_largest_count() -> None:
+    first = {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(4)}
+    second = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(6)}
+    averaged = train_module.average_state_dicts([first, second])
+    torch.testing.assert_close(averaged["w"], torch.tensor([2.0, 4.0]))
+    assert int(averaged["n"]) == 6
+    with pytest.raises(ConfigError, match="average_checkpoints"):
+        TrainConfig(family="mfcc-cnn", average_checkpoints=0)

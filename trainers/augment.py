@@ -1,4 +1,5 @@
-"""Training windows: a random cut of an utterance, then the seeded augmentation of ``[augment]``.
+"""Training windows: a random cut of an utterance, then the seeded augmentation of ``[augment]``:
+tempo and pitch, then RawBoost (``dfd.trainers.rawboost``), then gain, G.711 and noise.
 
 Tempo and pitch are changed together in one pass, so a window is never resampled twice:
 
@@ -29,6 +30,7 @@ from dfd.dsp.audio_io import resample
 from dfd.dsp.channel import add_noise, apply_gain, g711_round_trip
 from dfd.dsp.framer import WindowGeometry
 from dfd.trainers.config import AugmentConfig
+from dfd.trainers.rawboost import rawboost
 
 STFT_SIZE = 512
 STFT_HOP = 128
@@ -68,6 +70,8 @@ def augmented_window(
         window = stretch_and_shift(source, rate, semitones, geometry.sample_rate)[:length]
         if len(window) < length:  # not expected: the margin covers rounding
             window = np.pad(window, (0, length - len(window)))
+    if config.rawboost_probability > 0 and rng.random() < config.rawboost_probability:
+        window = rawboost(window, config.rawboost, geometry.sample_rate, rng)
     return channel_augment(window, config, geometry.sample_rate, rng)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dfd.core.typed_config import ConfigError, build_dataclass
+from dfd.trainers.rawboost import RawBoostAlgorithm
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 Validation = Literal["dev", "split"]
@@ -46,6 +47,11 @@ class AugmentConfig:
     stretch_max: float = 1.1
     pitch_shift_probability: float = 0.0  # pitch shifted, tempo kept
     pitch_shift_semitones_max: float = 2.0  # uniform in [-max, +max] semitones
+    # RawBoost (dfd.trainers.rawboost): with this probability a window gets the listed
+    # distortions in series, before gain, codec and noise. The default pair is the paper's best
+    # on logical access (its "algorithm 5").
+    rawboost_probability: float = 0.0
+    rawboost: tuple[RawBoostAlgorithm, ...] = ("convolutive", "impulsive")
 
     def __post_init__(self) -> None:
         probabilities = (
@@ -53,6 +59,7 @@ class AugmentConfig:
             "codec_probability",
             "time_stretch_probability",
             "pitch_shift_probability",
+            "rawboost_probability",
         )
         for name in probabilities:
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -66,6 +73,8 @@ class AugmentConfig:
             )
         if not 0.0 <= self.pitch_shift_semitones_max <= 12.0:
             raise ConfigError("augment.pitch_shift_semitones_max must lie in [0, 12]")
+        if self.rawboost_probability > 0 and not self.rawboost:
+            raise ConfigError("augment.rawboost lists no distortion but rawboost_probability > 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +105,10 @@ class TrainConfig:
     # that fits the family's model exactly (an official AASIST checkpoint for aasist / aasist-l,
     # or a run's best.pt). Its sha256 goes into the bundle's card.
     init_weights: str | None = None
+    # Keep the element-wise mean of the weights of the best ``average_checkpoints`` epochs (by
+    # validation EER; batch-norm statistics averaged too) instead of the best epoch alone. Every
+    # epoch's weights are kept in ``epoch-NNN.pt`` for it.
+    average_checkpoints: int = 1
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     loss: dict[str, Any] = dataclasses.field(default_factory=dict)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
@@ -117,6 +130,10 @@ class TrainConfig:
             )
         if self.batch_size < 2:
             raise ConfigError("batch_size must be at least 2 (batches hold both classes)")
+        if self.average_checkpoints < 1:
+            raise ConfigError(
+                f"average_checkpoints must be at least 1, got {self.average_checkpoints}"
+            )
         for name in ("steps_per_epoch", "dev_max_trials"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -67,11 +67,16 @@ class LabelledAudio:
     is_spoof: np.ndarray
 
     @classmethod
-    def load(cls, protocol: Path, sample_rate: int, limit: int | None = None) -> LabelledAudio:
-        trials = read_dataset(protocol)
+    def load(
+        cls, protocols: Path | Sequence[Path], sample_rate: int, limit: int | None = None
+    ) -> LabelledAudio:
+        """The trials of one protocol, or of several in turn (e.g. a corpus's clean training
+        protocol and its phone-condition copy)."""
+        paths = [protocols] if isinstance(protocols, Path) else list(protocols)
+        trials = [trial for path in paths for trial in read_dataset(path)]
         trials = [trials[i] for i in _limited(len(trials), limit)]
         audio = [load_audio(t.path, sample_rate=sample_rate).samples[0] for t in trials]
-        return cls._checked(trials, audio, str(protocol))
+        return cls._checked(trials, audio, " + ".join(str(path) for path in paths))
 
     def subset(self, indices: np.ndarray, limit: int | None = None) -> LabelledAudio:
         """The utterances at ``indices`` (at most ``limit`` of them, a fixed random choice)."""
@@ -117,7 +122,7 @@ class TrainingRun:
 
 def train(
     config: TrainConfig,
-    train_protocol: Path,
+    train_protocol: Path | Sequence[Path],
     dev_protocol: Path,
     run_dir: Path,
     resume: bool = False,
@@ -204,6 +209,7 @@ def train(
         best_eer, stale = (dev_eer, 0) if improved else (best_eer, stale + 1)
         if improved:
             torch.save(model.state_dict(), run_dir / BEST)
+        torch.save(model.state_dict(), run_dir / epoch_weights(epoch))
         torch.save(
             {
                 "model": model.state_dict(),
@@ -224,6 +230,15 @@ def train(
             break
 
     model.load_state_dict(torch.load(run_dir / BEST, weights_only=True, map_location=device))
+    if config.average_checkpoints > 1:
+        _average_best_epochs(
+            model, history, config.average_checkpoints, run_dir, device,
+            lambda: score_utterances(
+                entry, model, frontend, validation_set.audio, geometry, device,
+                config.score_batch_size,
+            ),
+            validation_set.is_spoof,
+        )  # fmt: skip
     dev_raw = score_utterances(
         entry, model, frontend, dev_set.audio, geometry, device, config.score_batch_size
     )
@@ -237,6 +252,50 @@ def train(
         log.info("pair threshold sweep", **best_figures(pair_sweep))
     model = model.cpu().eval()
     return TrainingRun(entry, model_config, model, dev_raw, dev_set, history, pair_sweep)
+
+
+def epoch_weights(epoch: int) -> str:
+    """The file holding the model's weights after ``epoch``."""
+    return f"epoch-{epoch:03d}.pt"
+
+
+def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of floating-point entries; integer entries (batch-norm batch counts)
+    take their largest value."""
+    averaged = {}
+    for key, first in states[0].items():
+        stacked = torch.stack([state[key] for state in states])
+        averaged[key] = stacked.mean(dim=0) if first.is_floating_point() else stacked.max(dim=0)[0]
+    return averaged
+
+
+def _average_best_epochs(
+    model: nn.Module,
+    history: Sequence[EpochResult],
+    count: int,
+    run_dir: Path,
+    device: torch.device,
+    score: Callable[[], np.ndarray],
+    is_spoof: np.ndarray,
+) -> None:
+    """Load the mean of the best ``count`` epochs' weights into ``model``; log its validation
+    EER beside the best single epoch's."""
+    ranked = sorted(history, key=lambda result: result.dev_eer)
+    chosen = [r.epoch for r in ranked if (run_dir / epoch_weights(r.epoch)).is_file()][:count]
+    if len(chosen) < 2:
+        log.warning("checkpoint averaging skipped: fewer than two epochs' weights", kept=chosen)
+        return
+    states = [
+        torch.load(run_dir / epoch_weights(epoch), weights_only=True, map_location=device)
+        for epoch in chosen
+    ]
+    model.load_state_dict(average_state_dicts(states))
+    raw = score()
+    averaged_eer = compute_eer(-raw[~is_spoof], -raw[is_spoof])[0]
+    log.info(
+        "checkpoints averaged", epochs=sorted(chosen), validation_eer=averaged_eer,
+        best_single_eer=ranked[0].dev_eer,
+    )  # fmt: skip
 
 
 def build_optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

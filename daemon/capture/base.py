@@ -37,7 +37,9 @@ class AudioChunk:
 class StreamEnded:
     call_id: str
     channel: int
-    reason: str  # "bye", "timeout", "end-message", "end-of-file", "source-stopped", "ssrc-change"
+    # "bye", "timeout", "end-message", "end-of-file", "source-stopped", "daemon-stopping",
+    # "ssrc-change"
+    reason: str
 
 
 CaptureEvent = AudioChunk | StreamEnded
@@ -58,9 +60,14 @@ class SourceCounters:
     streams_ended: int = 0
 
 
+STOPPED = "source-stopped"  # the source was stopped on its own (a test, a replay's end)
+DAEMON_STOPPING = "daemon-stopping"  # the daemon is shutting down (SIGTERM)
+
+
 class Source(abc.ABC):
     """A capture source. ``start`` returns once it is listening; ``stop`` ends every open
-    stream with ``StreamEnded(reason="source-stopped")`` and joins the source's threads."""
+    stream with ``StreamEnded(reason)`` (``"source-stopped"`` unless the caller gives its own,
+    ``"daemon-stopping"`` at shutdown) and joins the source's threads."""
 
     name: str = "source"
 
@@ -71,7 +78,7 @@ class Source(abc.ABC):
     def start(self, sink: Sink) -> None: ...
 
     @abc.abstractmethod
-    def stop(self) -> None: ...
+    def stop(self, reason: str = STOPPED) -> None: ...
 
     def _deliver(self, sink: Sink, event: CaptureEvent) -> None:
         """Count ``event`` and hand it to ``sink``. A sink that raises has a bug of its own: the

@@ -24,7 +24,7 @@ import numpy as np
 import sounddevice
 import structlog
 
-from dfd.daemon.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
 
 log = structlog.get_logger(__name__)
 
@@ -106,7 +106,7 @@ class DeviceSource(Source):
             sample_rate=self.sample_rate,
         )
 
-    def stop(self) -> None:
+    def stop(self, reason: str = STOPPED) -> None:
         if self._stream is None:
             return
         self._stream.stop()  # returns once the callback has run for the last time
@@ -114,7 +114,7 @@ class DeviceSource(Source):
         self._stream = None
         assert self._sink is not None
         for channel in range(self.channels):
-            self._deliver(self._sink, StreamEnded(self.call_id, channel, "source-stopped"))
+            self._deliver(self._sink, StreamEnded(self.call_id, channel, reason))
 
     def _callback(
         self, indata: np.ndarray, frames: int, time_info: Any, status: sounddevice.CallbackFlags

@@ -24,8 +24,10 @@ that push fixed-size frames, which media servers do (20 ms), close otherwise.
 
 Anything else (another frame count, a call id that is not UTF-8, a channel or seq that is not
 plain ASCII digits, an odd number of PCM bytes) is counted in ``malformed`` and dropped, and the
-source carries on. A sender whose frame exceeds ``MAX_MESSAGE_BYTES`` is disconnected by ZeroMQ
-itself (that message never arrives, so it is not counted).
+source carries on; a warning (``pcm_ingest_malformed``) names the problem, at most one every
+``MALFORMED_WARNING_S`` seconds. A sender whose frame exceeds ``MAX_MESSAGE_BYTES`` is
+disconnected by ZeroMQ itself (that message never arrives, so it is not counted). The wire format
+for integrators: docs/pcm-ingest.md.
 
 With ``curve`` (``dfd.daemon.keys``) the socket is a CURVE server: a sender needs the daemon's
 public key, and with a client list its own key must be listed; others deliver nothing.
@@ -43,7 +45,7 @@ import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from dfd.daemon.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
 from dfd.daemon.keys import CurveServer
 
 log = structlog.get_logger(__name__)
@@ -112,6 +114,7 @@ class PcmIngestSource(Source):
 
     name = "pcm"
     TICK_MS = 50  # poll wait: bounds how long stop() and timeouts take to be noticed
+    MALFORMED_WARNING_S = 10.0  # at most one malformed-message warning this often
 
     def __init__(
         self,
@@ -138,6 +141,8 @@ class PcmIngestSource(Source):
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._sink: Sink | None = None
+        self._last_malformed_warning = -float("inf")
+        self._malformed_unlogged = 0
 
     def start(self, sink: Sink) -> None:
         if self._thread is not None:
@@ -165,13 +170,13 @@ class PcmIngestSource(Source):
             curve="off" if self.curve is None else self.curve.describe(),
         )
 
-    def stop(self) -> None:
+    def stop(self, reason: str = STOPPED) -> None:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
         self._close()
         for key in list(self._streams):
-            self._end(key, "source-stopped")
+            self._end(key, reason)
 
     def _close(self) -> None:
         if self._socket is not None:
@@ -212,7 +217,7 @@ class PcmIngestSource(Source):
             frame = parse_pcm_frames(frames)
         except MalformedFrame as error:
             self.counters.malformed += 1
-            log.debug("pcm_ingest_malformed", error=str(error))
+            self._warn_malformed(str(error), now)
             return
         key = (frame.call_id, frame.channel)
         stream = self._streams.get(key)
@@ -246,6 +251,20 @@ class PcmIngestSource(Source):
         self._deliver(
             self._sink, AudioChunk(frame.call_id, frame.channel, samples, self.sample_rate)
         )
+
+    def _warn_malformed(self, error: str, now: float) -> None:
+        """A warning for a malformed message, at most one per ``MALFORMED_WARNING_S``; the next
+        one says how many were not logged in between."""
+        if now - self._last_malformed_warning < self.MALFORMED_WARNING_S:
+            self._malformed_unlogged += 1
+            return
+        log.warning(
+            "pcm_ingest_malformed",
+            error=error,
+            endpoint=self.endpoint,
+            not_logged_since_last=self._malformed_unlogged,
+        )
+        self._last_malformed_warning, self._malformed_unlogged = now, 0
 
     def housekeeping(self, now: float) -> None:
         """End streams that went quiet; forget streams that ended long enough ago."""

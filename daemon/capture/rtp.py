@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 import structlog
 
-from dfd.daemon.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
 from dfd.dsp.g711 import alaw_to_linear, ulaw_to_linear
 
 log = structlog.get_logger(__name__)
@@ -364,6 +364,7 @@ class RtpSource(Source):
     name = "rtp"
     TICK_S = 0.05  # socket wait: bounds how long stop() and timeouts take to be noticed
     ENDED_MEMORY_S = 3600.0  # how long an ended stream is remembered (for its call id's #n)
+    UNKNOWN_PAYLOADS_REMEMBERED = 1024  # streams warned about an unknown payload type
 
     def __init__(
         self,
@@ -401,6 +402,7 @@ class RtpSource(Source):
         self._calls: dict[StreamKey, _Call] = {}
         self._by_sender: dict[Address, StreamKey] = {}
         self._ended: dict[StreamKey, _Ended] = {}
+        self._unknown_payloads: set[tuple[StreamKey, int]] = set()
         self._sockets: list[socket.socket] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -423,13 +425,13 @@ class RtpSource(Source):
         self._thread.start()
         log.info("rtp_listening", address=self.address, rtcp_address=self.rtcp_address)
 
-    def stop(self) -> None:
+    def stop(self, reason: str = STOPPED) -> None:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
         self._close_sockets()
         for call in list(self._calls.values()):
-            self._end(call, "source-stopped", time.monotonic())
+            self._end(call, reason, time.monotonic())
 
     def _bind(self, port: int) -> socket.socket:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -493,6 +495,8 @@ class RtpSource(Source):
         key = (packet.ssrc, sender)
         call = self._calls.get(key)
         payload_format = self.formats.get(packet.payload_type)
+        if payload_format is None:
+            self._warn_unknown_payload(key, packet.payload_type)
         if call is None:
             if payload_format is None:
                 self.counters.malformed += 1
@@ -510,6 +514,23 @@ class RtpSource(Source):
             samples = np.zeros((0, call.payload_format.channels), dtype=np.float32)
         audio = call.stream.push(packet.sequence, packet.timestamp, samples, now)
         self._emit(call, audio)
+
+    def _warn_unknown_payload(self, key: StreamKey, payload_type: int) -> None:
+        """A warning for the first packet of each stream with an unknown payload type (the
+        streams remembered are bounded, so a flood of SSRCs cannot flood the log)."""
+        if (key, payload_type) in self._unknown_payloads:
+            return
+        if len(self._unknown_payloads) >= self.UNKNOWN_PAYLOADS_REMEMBERED:
+            return
+        self._unknown_payloads.add((key, payload_type))
+        ssrc, sender = key
+        log.warning(
+            "rtp_unknown_payload_type",
+            payload_type=payload_type,
+            ssrc=ssrc,
+            sender=f"{sender[0]}:{sender[1]}",
+            hint='map it in [serve] rtp_payloads, e.g. "97=L16/16000"',
+        )
 
     def housekeeping(self, now: float) -> None:
         """Release audio held too long, end streams that said BYE or went quiet."""

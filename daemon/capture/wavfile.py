@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from dfd.daemon.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
 from dfd.dsp.audio_io import PIPELINE_SAMPLE_RATE, AudioDecodeError
 from dfd.dsp.audio_stream import open_audio_stream
 from dfd.dsp.stream_resample import StreamResampler
@@ -166,13 +166,13 @@ class WavSource(Source):
         self._thread.start()
         log.info("wav_playing", files=len(self.files), realtime=self.realtime, loop=self.loop)
 
-    def stop(self) -> None:
+    def stop(self, reason: str = STOPPED) -> None:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
         for track in self._tracks:
             if not track.done and track.position > 0:  # a pass that has begun
-                self._end(track, "source-stopped")
+                self._end(track, reason)
             if track.reader is not None:
                 track.reader.close()
                 track.reader = None

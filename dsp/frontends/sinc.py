@@ -101,8 +101,10 @@ class SincConv(Frontend):
             return self.fixed_low_hz, self.fixed_high_hz
         spec = self.spec
         low = spec.min_low_hz + self.low_hz_.abs()
+        if spec.f_max is not None:  # a band-limited bank (e.g. 0-4 kHz for phone audio) stays so
+            low = torch.clamp(low, max=spec.f_max - spec.min_band_hz)
         high = torch.clamp(
-            low + spec.min_band_hz + self.band_hz_.abs(), spec.min_low_hz, spec.sample_rate / 2
+            low + spec.min_band_hz + self.band_hz_.abs(), spec.min_low_hz, spec.upper_hz
         )
         return low, high
 
