@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar, Union
 
+from dfd.core.text import printable
 from dfd.core.typed_config import ConfigError, coerce_value
 
 T = TypeVar("T")
@@ -65,21 +66,17 @@ def resolve(
             raise
         # A name or value with a line break or control character in it (a quoted TOML key,
         # an odd variable name): escaped, so that each problem stays one line.
-        raise SettingsError([_printable(problem) for problem in error.problems]) from error
+        raise SettingsError([printable(problem) for problem in error.problems]) from error
     except ConfigError as error:
         message = str(error)
         if message.isprintable():
             raise
-        raise ConfigError(_printable(message)) from error
+        raise ConfigError(printable(message)) from error
 
 
 def _line_of(problem: str) -> float:
     found = re.match(r"[^$].*?:(\d+):", problem)
     return int(found.group(1)) if found else math.inf
-
-
-def _printable(message: str) -> str:
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def _resolve(

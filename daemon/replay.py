@@ -26,12 +26,13 @@ from typing import Any, TextIO
 import click
 import structlog
 
+from dfd.core.text import printable
 from dfd.core.typed_config import ConfigError
 from dfd.daemon.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.models import ModelSet, load_trusted_keys
 from dfd.daemon.pipeline import EventSink, Pipeline
 from dfd.daemon.scoring import InProcessScorer
-from dfd.daemon.settings import Settings
+from dfd.daemon.settings import Settings, check_local_endpoint
 from dfd.detectors.bundle import BundleError
 from dfd.dsp.audio_io import AudioDecodeError, MissingToolError
 from dfd.dsp.audio_stream import AudioDamagedError, open_audio_stream
@@ -239,7 +240,7 @@ def format_report(report: FileReport, width: int = 100) -> str:
         lines.append(f"  INCOMPLETE: judged on the first {report.duration_s:.1f} s only")
     verdicts = ", ".join(f"ch{c}: {v}" for c, v in sorted(report.channel_verdicts.items()))
     lines.append(f"  verdict: {report.verdict.upper()}  ({verdicts})")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def _axis(cells: int, end_s: float) -> str:
@@ -310,6 +311,13 @@ def run_replay(
     bus = None
     if publish:
         from dfd.daemon.bus import EventBus
+
+        try:  # the same rule as dfd serve's bus: localhost unless remote endpoints are allowed
+            check_local_endpoint(publish, settings.serve.allow_remote_endpoints, "--publish")
+        except ConfigError as error:
+            _error(str(error))
+            scorer.close()
+            return 2
 
         bus = EventBus(publish, publish_scores=True)
         # Subscribers already waiting reconnect every 100 ms (ZeroMQ's default): give them time
@@ -383,7 +391,7 @@ def run_replay(
 
 
 def _error(message: str) -> None:
-    click.echo(f"dfd replay: error: {message}", err=True)
+    click.echo(f"dfd replay: error: {printable(message)}", err=True)
 
 
 @contextlib.contextmanager

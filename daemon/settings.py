@@ -116,6 +116,16 @@ def endpoint_host(endpoint: str) -> str | None:
     return host
 
 
+def check_local_endpoint(endpoint: str, allow_remote: bool, where: str) -> None:
+    """``ConfigError`` for an endpoint that binds beyond localhost, unless ``allow_remote``."""
+    host = endpoint_host(endpoint)
+    if not allow_remote and host is not None and host not in LOCAL_HOSTS:
+        raise ConfigError(
+            f"{where}: {endpoint} binds to {host or 'every interface'}, not localhost; "
+            f"set serve.allow_remote_endpoints = true to allow it"
+        )
+
+
 def parse_rtp_payload(spec: str) -> tuple[int, tuple[str, int, int]]:
     """``"97=L16/16000"`` -> ``(97, ("L16", 16000, 1))``; ``ConfigError`` naming the entry when
     it is not ``PT=ENCODING/RATE[/CHANNELS]`` with a dynamic or known type and encoding."""
@@ -204,15 +214,9 @@ class ServeSettings:
                 )
         for spec in self.rtp_payloads:
             parse_rtp_payload(spec)
-        if not self.allow_remote_endpoints:
-            endpoints = [self.pub, *self.rtp, *self.pcm] + ([self.metrics] if self.metrics else [])
-            for endpoint in endpoints:
-                host = endpoint_host(endpoint)
-                if host is not None and host not in LOCAL_HOSTS:
-                    raise ConfigError(
-                        f"serve: {endpoint} binds to {host or 'every interface'}, not localhost; "
-                        f"set serve.allow_remote_endpoints = true to allow it"
-                    )
+        endpoints = [self.pub, *self.rtp, *self.pcm] + ([self.metrics] if self.metrics else [])
+        for endpoint in endpoints:
+            check_local_endpoint(endpoint, self.allow_remote_endpoints, "serve")
 
     def journal_path(self) -> Path:
         folder = self.state_directory or os.environ.get("STATE_DIRECTORY", "").split(":")[0]

@@ -21,6 +21,7 @@ from typing import Any, TypeGuard
 import structlog
 import zmq
 
+from dfd.core.text import printable
 from dfd.daemon.keys import CurveClient
 
 log = structlog.get_logger(__name__)
@@ -235,7 +236,7 @@ def format_event(event: Mapping[str, Any]) -> str:
         parts.extend(
             f"{key}={json.dumps(value)}" for key, value in event.items() if key not in envelope
         )
-    return "  ".join(part for part in parts if part)
+    return printable("  ".join(part for part in parts if part))
 
 
 def _clock(stamp: object) -> str:

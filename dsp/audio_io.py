@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -197,6 +198,13 @@ def ffmpeg_executable(tool: str = "ffmpeg") -> str:
     return executable
 
 
+def ffmpeg_input(path: Path) -> str:
+    """``path`` as ffmpeg and ffprobe must be given it: an absolute ``file:`` URL, so that a file
+    named ``-report:x.mp3`` is not read as an option, nor ``pipe:x.mp3`` as standard input, nor
+    ``http://...`` as a stream to fetch."""
+    return "file:" + str(Path(os.path.abspath(path)))
+
+
 def message_tail(output: bytes, lines: int = 2) -> str:
     """The last ``lines`` lines of a tool's messages that say something, joined into one."""
     said = [line.strip() for line in output.decode(errors="replace").splitlines()]
@@ -211,7 +219,7 @@ def probe_with_ffmpeg(path: Path) -> tuple[int, int, str]:
         "-select_streams", "a:0",
         "-show_entries", "stream=sample_rate,channels,codec_name",
         "-of", "json",
-        str(path),
+        ffmpeg_input(path),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, check=False)
     detail = message_tail(result.stderr)
@@ -235,7 +243,7 @@ def _decode_with_ffmpeg(path: Path, input_args: list[str]) -> np.ndarray:
         ffmpeg_executable(),
         "-nostdin", "-v", "error",
         *input_args,
-        "-i", str(path),
+        "-i", ffmpeg_input(path),
         "-f", "f32le", "-c:a", "pcm_f32le",
         "-",
     ]  # fmt: skip

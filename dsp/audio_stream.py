@@ -32,6 +32,7 @@ from dfd.dsp.audio_io import (
     AudioDecodeError,
     check_sample_rate,
     ffmpeg_executable,
+    ffmpeg_input,
     message_tail,
     probe_with_ffmpeg,
 )
@@ -185,7 +186,7 @@ def _ffmpeg_blocks(
         ffmpeg_executable(),
         "-nostdin", "-v", "error",
         *input_args,
-        "-i", str(info.path),
+        "-i", ffmpeg_input(info.path),
         "-f", "f32le", "-c:a", "pcm_f32le",
         "-",
     ]  # fmt: skip

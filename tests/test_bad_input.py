@@ -545,3 +545,31 @@ def test_the_wav_source_streams_a_two_hour_call_in_constant_memory(
         measured[name] = rss
         print(f"WavSource, {name}: peak RSS {rss:.0f} MiB, {seconds:.1f} s")
     assert measured["2 h"] - measured["2 min"] < 60
+
+
+@pytest.mark.parametrize("name", ["-report:x.m4a", "pipe:x.m4a", "http:x.m4a"])
+def test_a_file_name_that_ffmpeg_could_read_as_an_option_or_protocol_is_a_file(
+    tmp_path: Path, name: str
+) -> None:
+    """ffprobe and ffmpeg (AAC is theirs to decode, not libsndfile's) get ``file:/abs/path``:
+    ``-report:x.m4a`` would otherwise be taken as an option (and write a report file),
+    ``pipe:x.m4a`` as standard input."""
+    source = tmp_path / "tone.wav"
+    t = np.arange(RATE) / RATE
+    soundfile.write(source, (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), RATE)
+    encoded = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(source), "-c:a", "aac",
+         str(tmp_path / name)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    assert encoded.returncode == 0, encoded.stderr
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dfd")), "--log-level", "error", "replay", "--json",
+         "--", name],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["duration"] == pytest.approx(1.0, abs=0.1)  # the file, not stdin
+    assert "aac" in report["format"].lower()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tone.wav", name])  # no report

@@ -693,6 +693,14 @@ def test_format_event_gives_one_line_per_topic() -> None:
     assert "\n" not in format_event({})
 
 
+def test_a_call_id_cannot_write_escape_codes_to_the_operators_terminal() -> None:
+    forged = "a\x1b[2K\rALERT CLEARED\x1b[0m\u202e"  # erase the line, write over it, reverse
+    line = format_event({**EXAMPLES["alert.raised"], "call_id": forged})
+    assert line.isprintable()
+    assert "call=a\\x1b[2K\\rALERT CLEARED\\x1b[0m\\u202e ch0" in line
+    assert line.startswith("12:03:04.120  ALERT RAISED ")
+
+
 def test_utc_timestamp() -> None:
     assert utc_timestamp(0) == "1970-01-01T00:00:00.000Z"
     assert utc_timestamp(1_750_000_000.1239) == "2025-06-15T15:06:40.123Z"

@@ -452,6 +452,9 @@ def test_the_terminal_report_of_one_window_and_of_many(tmp_path: Path) -> None:
     assert len(timeline) == len("  ch0 ") + 100  # four windows to a cell
     assert len(axis) - len("  (400 windows, hop 0.50 s)") == len(timeline)
     assert axis.split("  (")[0].endswith(" 202 s")
+    hostile = dataclasses.replace(report, path=str(tmp_path / "x\x1b[2K\rverdict: BONA FIDE.wav"))
+    first = format_report(hostile).splitlines()[0]  # the file name cannot rewrite the terminal
+    assert first.isprintable() and "x\\x1b[2K\\rverdict: BONA FIDE.wav" in first
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -513,3 +516,12 @@ def test_publish_sends_the_replayed_events_to_a_waiting_subscriber() -> None:
     (alert,) = [event for topic, event in events if topic == "alert.raised"]
     assert alert["end"] > SYNTHETIC_FROM_S
     assert events[-1][1]["verdict"] == "synthetic"
+
+
+def test_publish_binds_to_localhost_only_unless_remote_endpoints_are_allowed() -> None:
+    result = invoke("replay", "--publish", "tcp://0.0.0.0:5999", str(SAMPLE_CALL))
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(ERROR_PREFIX + "--publish: tcp://0.0.0.0:5999 binds to 0.0.0.0")
+    assert "serve.allow_remote_endpoints = true" in line
+    assert result.stdout == ""  # nothing was replayed
