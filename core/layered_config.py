@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar, Union
 
+from dfd.core.safe_files import UnsafeFileError, read_regular_file
 from dfd.core.text import printable
 from dfd.core.typed_config import ConfigError, coerce_value
 
@@ -226,9 +227,14 @@ class _KeyLines:
         return str(self.path)
 
 
+MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few kB
+
+
 def _read_toml(path: Path) -> tuple[dict[str, Any], _KeyLines]:
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # a FIFO or device would block the reader: only a regular file is read
+        text = read_regular_file(path, MAX_SETTINGS_BYTES, follow_symlinks=True).decode("utf-8")
+    except UnsafeFileError as error:
+        raise ConfigError(f"{path}: cannot read it ({error})") from error
     except OSError as error:
         raise ConfigError(f"{path}: cannot read it ({error.strerror or error})") from error
     except UnicodeDecodeError as error:

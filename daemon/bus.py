@@ -22,6 +22,7 @@ import fcntl
 import json
 import math
 import os
+import stat
 import time
 from pathlib import Path
 from types import TracebackType
@@ -81,8 +82,21 @@ class AlertJournal:
         self.fsync_interval_s = fsync_interval_s
         self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # ~/.local/state/dfd
         created = not self.path.exists()
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        # Never through a symbolic link (whatever it points at would be appended to, or cut at
+        # a "torn line"), and never a FIFO or device: only a regular file is a journal.
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
+            self._fd: int | None = os.open(self.path, flags, 0o640)
+        except OSError as error:
+            if self.path.is_symlink():
+                raise JournalError(
+                    f"{self.path}: the alert journal is a symbolic link; give its real path"
+                ) from error
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                raise JournalError(f"{self.path}: the alert journal is not a regular file")
+            os.set_blocking(self._fd, True)
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -347,7 +361,7 @@ class EventBus:
             if topic in ALERT_TOPICS:
                 self._journal(payload, event)
             else:
-                self.journal.sync_if_due()
+                self._sync_journal()
         if self._socket is not None:
             try:
                 self._socket.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
@@ -383,6 +397,16 @@ class EventBus:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _sync_journal(self) -> None:
+        """The journal's scheduled fsync; a failing disk is logged and counted, and the events
+        keep flowing (as for a failed append)."""
+        assert self.journal is not None
+        try:
+            self.journal.sync_if_due()
+        except OSError as error:
+            self.journal_errors += 1
+            log.error("alert journal sync failed", path=str(self.journal.path), error=str(error))
 
     def _journal(self, payload: bytes, event: dict[str, Any]) -> None:
         assert self.journal is not None

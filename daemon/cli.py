@@ -466,7 +466,7 @@ def models_sign(bundle: str, secret_key: Path, out: Path | None) -> None:
         raise click.BadParameter(f"{out} already exists; give a new folder", param_hint="--out")
     try:
         if out is not None:
-            shutil.copytree(source, out)
+            shutil.copytree(source, out, symlinks=True)  # a link stays a link, and is refused
         signature = sign_bundle(out or source, secret_key)
     except (ValueError, OSError) as error:  # BundleError, KeyFileError, a failed copy
         if out is not None:

@@ -120,6 +120,7 @@ class Daemon:
         self.pipeline = self._pipeline(self.models, self.pool)
         self._last_status = time.monotonic()
         self._windows_at_status = 0
+        self._journal_errors_reported = 0
         self._shed_at_status = 0  # windows shed or dropped up to the last status
         self.metrics = DaemonMetrics(self, settings.pipeline.batch_size)
         self.pipeline.observer = self.metrics
@@ -265,6 +266,7 @@ class Daemon:
             "overload": self._overloaded(),
             "queue_depth": self.pipeline.queued_windows + self.intake.qsize(),
             "uptime": round(now - self.started_at, 1),
+            "journal_errors": self.bus.journal_errors,
         }
         event = self.bus.publish("status", status)
         log.info(
@@ -273,6 +275,11 @@ class Daemon:
             windows_per_second=status["windows_per_second"],
             dropped_windows=dropped,
         )
+        if self.bus.journal_errors > self._journal_errors_reported:  # once per new failure spell
+            self._journal_errors_reported = self.bus.journal_errors
+            self.notifier.ready(
+                f"alert journal failing: {self.bus.journal_errors} events not on disk"
+            )
         return event
 
     def _overloaded(self) -> bool:

@@ -28,8 +28,11 @@ fide, the ASVspoof convention): write ``-raw`` there, or the official bona fide 
 keys, a card without a good signature by one of them (checked first, on the bytes then parsed);
 a card with an unknown key or a value of the wrong type, a listed file that is missing or whose
 sha256 differs, an ``.onnx`` file the card does not list, ONNX metadata that disagrees with the
-card, and graph input or output names other than the card's. Nothing is unpickled: the card is
-JSON and the graph is ONNX (protobuf).
+card, graph input or output names other than the card's, and weights kept in external data
+files. The card, the signature and every listed file must be regular files, not symbolic links
+or FIFOs, and the card at most ``MAX_CARD_BYTES``; a card that is not usable JSON (a 5,000-digit
+number, nesting too deep to parse) is refused too. Nothing is unpickled: the card is JSON and the
+graph is ONNX (protobuf).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 
+from dfd.core.safe_files import open_regular_file, read_regular_file
 from dfd.core.typed_config import ConfigError, build_dataclass
 from dfd.detectors.contract import INPUT_NAME, OutputConvention
 from dfd.dsp.framer import WindowGeometry
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
 
 FORMAT: Final = "dfd-bundle/1"
 CARD_NAME = "model_card.json"
+MAX_CARD_BYTES = 1 << 20  # a card is a few kB; a larger one is refused before it is read
 MODEL_NAME = "model.onnx"
 SIGNATURE_NAME = "signature.json"  # signs the card, so the card cannot list it
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -364,8 +369,9 @@ def new_card(
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a regular file (a symbolic link or a FIFO raises ``UnsafeFileError``)."""
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
+    with os.fdopen(open_regular_file(path), "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -423,16 +429,20 @@ def _read_card_bytes(folder: Path) -> bytes:
     if not folder.is_dir():
         raise BundleError(f"{folder}: no such bundle folder")
     card_path = folder / CARD_NAME
-    if not card_path.is_file():
+    if not card_path.exists() and not card_path.is_symlink():
         raise BundleError(f"{folder}: not a bundle: no {CARD_NAME}")
-    return card_path.read_bytes()
+    try:
+        return read_regular_file(card_path, MAX_CARD_BYTES)
+    except OSError as error:
+        raise BundleError(f"{folder}: cannot read {CARD_NAME} ({error})") from error
 
 
 def _parse_card(folder: Path, text: bytes) -> ModelCard:
     try:
         data = json.loads(text.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BundleError(f"{folder}: {CARD_NAME} is not JSON ({error})") from error
+    except (ValueError, RecursionError) as error:  # also a 5,000-digit number, deep nesting
+        detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise BundleError(f"{folder}: {CARD_NAME} is not usable JSON ({detail})") from error
     if not isinstance(data, dict):
         raise BundleError(f"{folder}: {CARD_NAME} must hold a JSON object")
     try:
@@ -465,9 +475,12 @@ def load_bundle(
         raise BundleError(f"{folder}: {CARD_NAME} does not list {MODEL_NAME} under files")
     for name, expected in card.files.items():
         path = folder / name
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise BundleError(f"{folder}: {name} is listed in {CARD_NAME} but missing")
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as error:
+            raise BundleError(f"{folder}: {name}: {error}") from error
         if actual != expected:
             raise BundleError(
                 f"{folder}: {name}: sha256 {actual} does not match {expected} in {CARD_NAME} "
@@ -512,6 +525,16 @@ def _check_model(folder: Path, card: ModelCard) -> tuple[tuple[int | None, ...],
         raise BundleError(
             f"{folder}: {MODEL_NAME} is not a readable ONNX model ({error})"
         ) from error
+    external = [
+        tensor.name
+        for tensor in proto.graph.initializer
+        if tensor.data_location == onnx.TensorProto.EXTERNAL
+    ]
+    if external:  # weights outside the file the card's sha256 covers could change unseen
+        raise BundleError(
+            f"{folder}: {MODEL_NAME} keeps weights in external data files ({external[0]}, ...); "
+            "a bundle's graph must hold its weights itself"
+        )
     _check_metadata(folder, card, {prop.key: prop.value for prop in proto.metadata_props})
 
     graph = proto.graph

@@ -40,8 +40,17 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from dfd.core.safe_files import UnsafeFileError, read_regular_file
 from dfd.core.typed_config import ConfigError
-from dfd.detectors.bundle import CARD_NAME, SIGNATURE_NAME, BundleError, load_bundle
+from dfd.detectors.bundle import (
+    CARD_NAME,
+    MAX_CARD_BYTES,
+    SIGNATURE_NAME,
+    BundleError,
+    load_bundle,
+)
+
+MAX_SIGNATURE_BYTES = 64 << 10  # a signature is a few hundred bytes
 
 SIGNATURE_FORMAT: Final = "dfd-signature/1"
 ALGORITHM: Final = "ed25519"
@@ -175,13 +184,15 @@ class Signature:
         is malformed."""
         path = folder / SIGNATURE_NAME
         try:
-            document: Any = json.loads(path.read_text(encoding="utf-8"))
+            document: Any = json.loads(read_regular_file(path, MAX_SIGNATURE_BYTES).decode())
         except FileNotFoundError as error:
             raise SignatureError(
                 f"{folder}: the bundle is not signed (no {SIGNATURE_NAME}) and trusted keys are "
                 f"configured; sign it with `dfd models sign`"
             ) from error
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except UnsafeFileError as error:
+            raise SignatureError(f"{folder}: {SIGNATURE_NAME}: {error}") from error
+        except (OSError, ValueError, RecursionError) as error:
             raise SignatureError(f"{folder}: {SIGNATURE_NAME} is not readable JSON") from error
         expected = {
             "format": SIGNATURE_FORMAT,
@@ -216,7 +227,7 @@ def sign_bundle(bundle_folder: str | Path, secret_key_path: str | Path) -> Signa
     folder = Path(bundle_folder)
     secret = load_secret_key(secret_key_path)
     load_bundle(folder)  # a bundle that does not verify is never signed
-    card = (folder / CARD_NAME).read_bytes()
+    card = read_regular_file(folder / CARD_NAME, MAX_CARD_BYTES)
     signature = Signature(key_id(secret.public_key()), secret.sign(card))
     _write_atomically(folder / SIGNATURE_NAME, signature.to_json().encode("utf-8"), mode=0o644)
     return signature
@@ -282,7 +293,7 @@ def verify_bundle_signature(bundle_folder: str | Path, trusted_keys: TrustedKeys
     with ``trusted_keys`` checks both, over the very bytes it then reads)."""
     folder = Path(bundle_folder)
     try:
-        card = (folder / CARD_NAME).read_bytes()
+        card = read_regular_file(folder / CARD_NAME, MAX_CARD_BYTES)
     except OSError as error:
-        raise BundleError(f"{folder}: not a bundle: cannot read {CARD_NAME}") from error
+        raise BundleError(f"{folder}: not a bundle: cannot read {CARD_NAME} ({error})") from error
     return trusted_keys.verify_card(folder, card)

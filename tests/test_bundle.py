@@ -36,6 +36,8 @@ from dfd.detectors.bundle import (
     Window,
     load_bundle,
     new_card,
+    read_card,
+    sha256_file,
     write_bundle,
 )
 from dfd.detectors.export import export_onnx
@@ -429,3 +431,57 @@ def test_import_aasist_bundles_the_official_model_with_its_official_score(
 
     with pytest.raises(BundleError, match="already holds a bundle"):  # refused before exporting
         import_aasist(AASIST_DIR / "AASIST.pth", out)
+
+
+# ---------------------------------------------------------------- hostile bundle files
+
+
+def test_a_listed_file_that_is_a_symbolic_link_is_refused(copy: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.onnx"
+    shutil.move(copy / MODEL_NAME, elsewhere)
+    (copy / MODEL_NAME).symlink_to(elsewhere)  # same bytes, same sha256: only the link differs
+    with pytest.raises(BundleError, match=r"model.onnx: .*a symbolic link"):
+        load_bundle(copy)
+
+
+def test_a_fifo_in_a_bundle_is_refused_without_blocking(copy: Path) -> None:
+    os.unlink(copy / MODEL_NAME)
+    os.mkfifo(copy / MODEL_NAME)  # opening it for reading would wait for a writer forever
+    with pytest.raises(BundleError, match="not a regular file"):
+        load_bundle(copy)
+    os.unlink(copy / CARD_NAME)
+    os.mkfifo(copy / CARD_NAME)
+    with pytest.raises(BundleError, match=f"cannot read {CARD_NAME}.*not a regular file"):
+        read_card(copy)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"family": ' + "9" * 5000 + "}", "not usable JSON"),
+        ("[" * 100_000 + "]" * 100_000, "not usable JSON \\(nested too deeply\\)"),
+        (" " * (2 << 20) + "{}", "2097154 bytes, more than the 1048576"),
+    ],
+    ids=["huge-number", "deep-nesting", "two-megabytes"],
+)
+def test_a_card_that_cannot_be_a_card_is_refused_in_one_line(
+    copy: Path, text: str, message: str
+) -> None:
+    (copy / CARD_NAME).write_text(text)
+    with pytest.raises(BundleError, match=message) as caught:
+        load_bundle(copy)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_graph_with_external_weights_is_refused(copy: Path, tmp_path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(copy / MODEL_NAME))
+    onnx.save_model(
+        proto, str(copy / MODEL_NAME), save_as_external_data=True, all_tensors_to_one_file=True,
+        location="weights.bin", size_threshold=0,
+    )  # fmt: skip
+    files = {name: sha256_file(copy / name) for name in (MODEL_NAME, "weights.bin")}
+    edit_card(copy, lambda card: card["files"].update(files))
+    with pytest.raises(BundleError, match="keeps weights in external data files"):
+        load_bundle(copy)

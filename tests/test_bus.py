@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import structlog
 import zmq
 
 from dfd.daemon.bus import (
@@ -823,3 +824,37 @@ def test_the_example_subscriber_prints_alerts_from_a_real_bus(tmp_path: Path) ->
         f"{raised} alert.raised rtp-1a2b 0 0.97",
         f"{cleared} alert.cleared rtp-1a2b 0 0.12",
     ]
+
+
+def test_a_journal_path_that_is_a_link_or_a_fifo_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_text("not an alert journal\n")
+    link = tmp_path / "alerts.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(JournalError, match="is a symbolic link"):
+        AlertJournal(link)
+    assert target.read_text() == "not an alert journal\n"  # neither appended to nor cut
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(JournalError, match="not a regular file"):
+        AlertJournal(fifo)
+
+
+def test_a_failing_journal_sync_is_counted_and_the_events_keep_flowing(tmp_path: Path) -> None:
+    journal = AlertJournal(tmp_path / "alerts.jsonl", fsync_interval_s=0)
+    with EventBus(None, journal) as bus:
+        bus.publish("alert.raised", body_of("alert.raised"))
+        real_fd = journal._fd
+        read_end, write_end = os.pipe()  # fsync on a pipe fails (EINVAL), as on a dying disk
+        journal._fd, journal._dirty = read_end, True
+        try:
+            with structlog.testing.capture_logs() as logs:
+                status = bus.publish("status", body_of("status"))
+        finally:
+            journal._fd = real_fd
+            os.close(read_end)
+            os.close(write_end)
+        assert status["seq"] == 2 and bus.journal_errors == 1
+        assert [entry["event"] for entry in logs] == ["alert journal sync failed"]
+        bus.publish("alert.cleared", body_of("alert.cleared"))  # the journal works again
+    assert [event["seq"] for event in AlertJournal.read(tmp_path / "alerts.jsonl")] == [1, 3]

@@ -391,3 +391,19 @@ def test_the_readme_settings_block_lists_every_key_at_its_default() -> None:
                 continue
             expected = list(value) if isinstance(value, tuple) else value
             assert written[section.name].get(key) == expected, f"{section.name}.{key}"
+
+
+def test_a_settings_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "dfd.toml"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    result = dfd("config", "check", str(fifo))
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == f"Error: {fifo}: cannot read it ({fifo}: not a regular file (a FIFO, device or folder))\n"
+    )
+    linked = tmp_path / "linked.toml"  # a link to a regular file is read (config management)
+    linked.symlink_to(write(tmp_path, CONFIG, "real.toml"))
+    assert dfd("config", "check", str(linked)).returncode == 0

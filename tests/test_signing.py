@@ -253,10 +253,17 @@ def _signature_truncated(bundle: Path, keys: dict[str, KeyPair]) -> None:
     path.write_text(json.dumps(document))
 
 
+def _signature_a_fifo(bundle: Path, keys: dict[str, KeyPair]) -> None:
+    path = bundle / SIGNATURE_NAME
+    path.unlink()
+    os.mkfifo(path)  # reading it would wait for a writer forever
+
+
 @pytest.mark.parametrize(
     ("tamper", "error", "message"),
     [
         (_unsigned, SignatureError, "the bundle is not signed (no signature.json)"),
+        (_signature_a_fifo, SignatureError, "signature.json: not a regular file"),
         (
             _signed_by_another_key,
             SignatureError,
@@ -307,6 +314,27 @@ def test_a_bundle_that_does_not_verify_is_never_signed(
     assert not (bundle / SIGNATURE_NAME).exists()
     with pytest.raises(KeyFileError, match="not an unencrypted PEM secret key"):
         sign_bundle(copy_default(tmp_path / "fine"), keys["release"].public)
+
+
+def test_sign_out_does_not_copy_what_a_symbolic_link_points_at(
+    tmp_path: Path, keys: dict[str, KeyPair]
+) -> None:
+    from click.testing import CliRunner
+
+    from dfd.daemon.cli import main
+
+    bundle = copy_default(tmp_path / "linked")
+    secret_elsewhere = tmp_path / "not-for-copying.onnx"
+    shutil.move(bundle / MODEL_NAME, secret_elsewhere)
+    (bundle / MODEL_NAME).symlink_to(secret_elsewhere)
+    out = tmp_path / "signed-copy"
+    result = CliRunner().invoke(
+        main,
+        ["models", "sign", str(bundle), "--key", str(keys["release"].secret), "--out", str(out)],
+    )
+    assert result.exit_code == 1
+    assert "a symbolic link" in result.output
+    assert not out.exists()  # nothing copied, nothing signed
 
 
 def test_rewriting_a_signed_bundle_drops_its_stale_signature(signed: Path) -> None:
