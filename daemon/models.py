@@ -106,6 +106,11 @@ class ModelSet:
             self.geometry = WindowGeometry(first.sample_rate, window_s, hop_s or first.hop_s)
         except ValueError as error:
             raise ConfigError(str(error)) from error
+        if self.geometry.hop_s > self.geometry.window_s:
+            raise ConfigError(
+                f"hop {self.geometry.hop_s:g} s must lie in (0, {self.geometry.window_s:g}] s, "
+                "the window: a longer hop would leave audio between windows unscored"
+            )
         total = sum(m.weight for m in models)
         self.weights = np.array([m.weight / total for m in models])
         self.threshold = float(np.dot(self.weights, [m.threshold for m in models]))

@@ -88,6 +88,7 @@ class Pipeline:
         latency_samples: int = 100_000,
         observer: PipelineObserver | None = None,
         one_window_per_stream: bool = False,
+        shed_windows: bool = True,
     ) -> None:
         self.models = models
         self.scorer = scorer
@@ -99,6 +100,9 @@ class Pipeline:
         self.clock = clock
         self.observer = observer
         self.one_window_per_stream = one_window_per_stream
+        # Live calls shed their oldest waiting window past max_queued_windows_per_stream; an
+        # audit (dfd replay) never does: its feeder waits for the scorer instead.
+        self.shed_windows = shed_windows
         self.counters = PipelineCounters()
         self._streams: dict[tuple[str, int], CallStream] = {}
         self._ending: list[CallStream] = []
@@ -198,7 +202,7 @@ class Pipeline:
                 continue
             self._queue.append(window)
             stream.queued += 1
-            if stream.queued > self.settings.max_queued_windows_per_stream:
+            if self.shed_windows and stream.queued > self.settings.max_queued_windows_per_stream:
                 self._shed_oldest(stream)
 
     def _shed_oldest(self, stream: CallStream) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +41,9 @@ from dfd.dsp.audio_stream import AudioDamagedError, open_audio_stream
 log = structlog.get_logger(__name__)
 
 PUBLISH_SETTLE_S = 0.3
+# Windows an audit lets wait for the scorer before it reads more of the file: bounds its memory
+# (a 2 s window is 128 kB) without ever shedding one.
+AUDIT_BACKLOG_WINDOWS = 256
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".g722", ".gsm"}
@@ -149,6 +153,8 @@ def replay_file(
             for channel, samples in enumerate(block):
                 pipeline.accept(AudioChunk(call_id, channel, samples, info.sample_rate), "replay")
             pipeline.pump()
+            while pipeline.queued_windows > AUDIT_BACKLOG_WINDOWS:  # wait, never shed
+                pipeline.pump(timeout=0.05)
             fed += block.shape[1]
             if progress is not None:
                 progress(fed / info.sample_rate, info.duration_s)
@@ -295,12 +301,15 @@ def run_replay(
         _error("no audio files found in " + ", ".join(map(str, paths)))
         return 2
     models_settings = settings.models
+    if hop_s is not None and not (math.isfinite(hop_s) and hop_s > 0):
+        _error(f"--hop must lie in (0, window] s, got {hop_s:g}")
+        return 2
     try:
         models = ModelSet.load(
             bundles or list(models_settings.bundles),
             threshold=threshold if threshold is not None else models_settings.threshold,  # type: ignore[arg-type]
             weights=None if bundles else models_settings.weights,
-            hop_s=hop_s or models_settings.hop_s,
+            hop_s=hop_s if hop_s is not None else models_settings.hop_s,
             window_s=window_s,
             trusted_keys=load_trusted_keys(models_settings.trusted_keys),
         )
@@ -333,6 +342,7 @@ def run_replay(
         speech=settings.speech,
         decision=settings.decision,
         frontend_device=device or settings.dsp.device,
+        shed_windows=False,  # an audit scores every window
     )
     failed = alerted = False
     total_audio = total_elapsed = 0.0

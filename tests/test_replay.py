@@ -265,6 +265,25 @@ def test_a_hop_that_is_no_whole_number_of_samples_is_refused() -> None:
     assert "hop_s" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("hop", "message"),
+    [
+        ("0", "--hop must lie in (0, window] s, got 0"),
+        ("-1", "--hop must lie in (0, window] s, got -1"),
+        ("nan", "--hop must lie in (0, window] s, got nan"),
+        ("2.5", "hop 2.5 s must lie in (0, 2] s, the window"),
+    ],
+)
+def test_a_hop_outside_zero_to_the_window_is_refused_in_one_line(hop: str, message: str) -> None:
+    """An audit scores every stretch of audio: no hop of zero (it was taken as "the model's"),
+    none longer than the window (audio between windows would go unscored)."""
+    result = invoke("replay", "--hop", hop, str(SAMPLE_CALL))
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(ERROR_PREFIX) and message in line
+    assert result.stdout == ""
+
+
 def test_a_folder_without_audio_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("nothing to hear")
     result = invoke("replay", str(tmp_path))
@@ -525,3 +544,14 @@ def test_publish_binds_to_localhost_only_unless_remote_endpoints_are_allowed() -
     assert line.startswith(ERROR_PREFIX + "--publish: tcp://0.0.0.0:5999 binds to 0.0.0.0")
     assert "serve.allow_remote_endpoints = true" in line
     assert result.stdout == ""  # nothing was replayed
+
+
+def test_an_audit_never_sheds_a_window_however_short_the_hop() -> None:
+    """16 windows a second per channel outrun the scorer; a live call would shed the oldest
+    waiting ones, an audit waits for them (it used to report 220 of 446 unscored)."""
+    result = invoke("replay", "--json", "--hop", "0.0625", str(SAMPLE_CALL))
+    assert result.exit_code == 0, result.output
+    report = json_lines(result.stdout)[0]
+    per_channel = math.floor((report["duration"] - 2.0) / 0.0625) + 1 + 1  # and the tail window
+    assert len(report["windows"]) == 2 * per_channel
+    assert all(window["score"] is not None for window in report["windows"])
