@@ -8,7 +8,9 @@ a worker are applied as unscored, so the order never stalls.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+from typing import Literal
 
 import numpy as np
 
@@ -17,6 +19,11 @@ from dfd.daemon.speech import SpeechGate
 from dfd.dsp.extract import repeat_to_window
 from dfd.dsp.framer import WindowFramer, WindowGeometry
 from dfd.dsp.stream_resample import StreamResampler
+
+# What became of a window: scored; skipped for having no speech (live calls); shed under
+# overload before scoring; lost with a detector worker that failed twice.
+WindowFate = Literal["scored", "no-speech", "shed", "lost"]
+WINDOW_FATES: tuple[WindowFate, ...] = ("scored", "no-speech", "shed", "lost")
 
 
 @dataclasses.dataclass(eq=False)
@@ -61,6 +68,7 @@ class CallStream:
         self.geometry = geometry
         self.gate = gate
         self.decision = DecisionState(policy)
+        self.window_fates: collections.Counter[WindowFate] = collections.Counter()
         self._resampler = StreamResampler(source_rate, geometry.sample_rate)
         self._framer = WindowFramer(geometry)
         self._held: list[np.ndarray] = []  # source-rate input not yet resampled
@@ -161,9 +169,11 @@ class CallStream:
         return window
 
     def resolve(
-        self, window: PendingWindow, score: float | None, raw: float | None
+        self, window: PendingWindow, score: float | None, raw: float | None, fate: WindowFate
     ) -> list[WindowOutcome]:
-        """Record a window's score; apply every window now complete in order."""
+        """Record a window's score (``None`` unless ``fate`` is ``"scored"``) and what became of
+        it; apply every window now complete in order."""
+        self.window_fates[fate] += 1
         self._results[window.index] = (window, score, raw)
         outcomes = []
         while self._next_to_apply in self._results:

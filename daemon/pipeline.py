@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
-from dfd.daemon.callstream import CallStream, PendingWindow, WindowOutcome
+from dfd.daemon.callstream import CallStream, PendingWindow, WindowFate, WindowOutcome
 from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
 from dfd.daemon.decisions import DecisionPolicy
 from dfd.daemon.models import ModelSet
@@ -198,7 +198,7 @@ class Pipeline:
             stream = window.stream
             if not window.speech and not self.settings.score_silence:
                 self.counters.windows_unscored += 1
-                self._apply(stream.resolve(window, None, None))
+                self._apply(stream.resolve(window, None, None, "no-speech"))
                 continue
             self._queue.append(window)
             stream.queued += 1
@@ -210,7 +210,7 @@ class Pipeline:
         self._queue.remove(oldest)
         stream.queued -= 1
         self.counters.windows_shed += 1
-        self._apply(stream.resolve(oldest, None, None))
+        self._apply(stream.resolve(oldest, None, None, "shed"))
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -283,7 +283,8 @@ class Pipeline:
             self.counters.windows_scored += len(batch)
         for window, score, window_raw in zip(batch, scores, raws, strict=True):
             window.stream.in_flight -= 1
-            self._apply(window.stream.resolve(window, score, window_raw))
+            fate: WindowFate = "lost" if raw is None else "scored"
+            self._apply(window.stream.resolve(window, score, window_raw, fate))
 
     # -- decisions and events ---------------------------------------------------------------
 
@@ -337,6 +338,10 @@ class Pipeline:
                 duration=stream.duration_s,
                 verdict=decision.verdict,
                 windows=decision.windows,
+                windows_scored=stream.window_fates["scored"],
+                windows_no_speech=stream.window_fates["no-speech"],
+                windows_shed=stream.window_fates["shed"],
+                windows_lost=stream.window_fates["lost"],
                 speech_windows=decision.speech_windows,
                 max_score=decision.max_score,
                 alerts=decision.alerts,

@@ -418,6 +418,8 @@ def test_a_stream_over_its_queue_bound_sheds_its_oldest_windows(wave_models: Mod
         assert raised["start"] == 2.0  # shed windows did not count towards the alert
         (ended,) = [e for e in of_topic(recorder, "call.ended") if e["channel"] == channel]
         assert (ended["windows"], ended["speech_windows"]) == (5, 2)
+        fates = ("windows_scored", "windows_no_speech", "windows_shed", "windows_lost")
+        assert [ended[key] for key in fates] == [2, 0, 3, 0]
     assert pipeline.counters.windows_scored == 4
     assert pipeline.counters.windows == 10
 
@@ -437,6 +439,7 @@ def test_lost_batches_are_counted_and_their_windows_left_unscored(
     assert all(s["raw"] is None for s in scores[:4])
     (ended,) = of_topic(recorder, "call.ended")
     assert (ended["windows"], ended["speech_windows"], ended["alerts"]) == (6, 2, 0)
+    assert (ended["windows_scored"], ended["windows_lost"], ended["windows_shed"]) == (2, 4, 0)
 
 
 def test_a_scorer_that_loses_everything_still_ends_the_call(wave_models: ModelSet) -> None:
@@ -592,7 +595,9 @@ def test_silence_is_not_scored_in_a_live_call(wave_models: ModelSet) -> None:
     assert len(scores) == 3
     assert all(s["score"] is None and s["raw"] is None and s["speech"] is False for s in scores)
     assert pipeline.counters.windows_unscored == 3
-    assert of_topic(recorder, "call.ended")[0]["verdict"] == "no speech"
+    (ended,) = of_topic(recorder, "call.ended")
+    assert ended["verdict"] == "no speech"
+    assert (ended["windows"], ended["windows_no_speech"], ended["windows_scored"]) == (3, 3, 0)
 
 
 def test_scored_silence_is_marked_and_never_alerts(wave_models: ModelSet) -> None:
