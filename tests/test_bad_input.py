@@ -493,22 +493,23 @@ def run_measured(command: list[str], stdout: Path) -> tuple[int, float, float]:
 def test_replay_streams_a_two_hour_call_in_constant_memory(
     long_calls: dict[str, Path], tmp_path: Path
 ) -> None:
-    """Hop 30 s keeps the scoring affordable (240 windows); every sample is still read,
-    resampled and framed. Peak RSS of the two-hour run stays within 60 MiB of the two-minute
-    run's (holding the audio would add 460 MiB)."""
+    """Hop 2 s, the longest an audit allows (the windows tile the call: 3,600 of them); every
+    sample is read, resampled, framed and scored. Peak RSS of the two-hour run stays within
+    60 MiB of the two-minute run's (holding the audio would add 460 MiB)."""
     measured = {}
     for name, path in long_calls.items():
         out = tmp_path / f"{name}.json"
-        command = [DFD, "replay", "--json", "--hop", "30", str(path)]
+        command = [DFD, "replay", "--json", "--hop", "2", str(path)]
         code, rss, seconds = run_measured(command, out)
         assert code == 0
         measured[name] = (rss, seconds, json.loads(out.read_text()))
-        print(f"dfd replay --hop 30, {name}: peak RSS {rss:.0f} MiB, {seconds:.1f} s")
+        print(f"dfd replay --hop 2, {name}: peak RSS {rss:.0f} MiB, {seconds:.1f} s")
     report = measured["2 h"][2]
     assert report["duration"] == 7200.0
-    assert report["windows"][-1]["end"] == 7172.0  # windows 2 s long every 30 s, to the end
-    assert [w["start"] for w in report["windows"]] == [30.0 * i for i in range(240)]
-    assert [w["speech"] for w in report["windows"]] == [i % 20 == 0 for i in range(240)]
+    assert report["windows"][-1]["end"] == 7200.0  # windows 2 s long every 2 s, to the end
+    assert [w["start"] for w in report["windows"]] == [2.0 * i for i in range(3600)]
+    assert [w["speech"] for w in report["windows"]] == [i % 300 == 0 for i in range(3600)]
+    assert all(w["score"] is not None for w in report["windows"])  # an audit scores them all
     assert report["verdict"] == "bona fide"
     assert measured["2 h"][0] - measured["2 min"][0] < 60
 
