@@ -1,9 +1,8 @@
 """Reading files that come from outside (bundles, signatures, settings) without being led
 astray: a symbolic link in a bundle is refused rather than followed (it could point anywhere, and
 ``models sign --out`` would copy its target; a settings file may be a link, to a regular file),
-anything that is not a regular file
-(a FIFO, a device) is refused rather than read (a FIFO blocks the reader forever), and a file
-larger than its kind can be is refused before it is read whole.
+anything that is not a regular file (a FIFO, a device) is refused rather than read (a FIFO blocks
+the reader forever), and a file larger than its kind can be is refused before it is read whole.
 """
 
 from __future__ import annotations

@@ -304,6 +304,12 @@ def run_replay(
     if hop_s is not None and not (math.isfinite(hop_s) and hop_s > 0):
         _error(f"--hop must lie in (0, window] s, got {hop_s:g}")
         return 2
+    if publish:  # the same rule as dfd serve's bus: localhost unless remote endpoints are allowed
+        try:
+            check_local_endpoint(publish, settings.serve.allow_remote_endpoints, "--publish")
+        except ConfigError as error:
+            _error(str(error))
+            return 2
     try:
         models = ModelSet.load(
             bundles or list(models_settings.bundles),
@@ -320,13 +326,6 @@ def run_replay(
     bus = None
     if publish:
         from dfd.daemon.bus import EventBus
-
-        try:  # the same rule as dfd serve's bus: localhost unless remote endpoints are allowed
-            check_local_endpoint(publish, settings.serve.allow_remote_endpoints, "--publish")
-        except ConfigError as error:
-            _error(str(error))
-            scorer.close()
-            return 2
 
         bus = EventBus(publish, publish_scores=True)
         # Subscribers already waiting reconnect every 100 ms (ZeroMQ's default): give them time
