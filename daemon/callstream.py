@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class WindowOutcome:
     score: float | None  # None: not scored (no speech in a live call, shed, or lost)
     raw: float | None
     transition: Transition | None
-    over: int  # recent speech windows at or above the threshold, this window included
+    basis: dict[str, Any]  # the decision state after this window (DecisionState.basis)
 
 
 class CallStream:
@@ -179,6 +179,14 @@ class CallStream:
         while self._next_to_apply in self._results:
             pending, score, raw = self._results.pop(self._next_to_apply)
             self._next_to_apply += 1
-            transition = self.decision.update(score, pending.speech, self.threshold)
-            outcomes.append(WindowOutcome(pending, score, raw, transition, self.decision.over))
+            transition = self.decision.update(
+                score,
+                pending.speech,
+                self.threshold,
+                self.seconds(pending.start),
+                self.seconds(pending.end),
+                self.geometry.window_s,
+            )
+            basis = self.decision.basis() if transition is not None else {}
+            outcomes.append(WindowOutcome(pending, score, raw, transition, basis))
         return outcomes

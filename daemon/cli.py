@@ -26,6 +26,7 @@ from dfd.daemon.logs import LEVELS, configure_logging
 from dfd.daemon.settings import Settings, load_settings, resolve_settings, settings_toml
 
 if TYPE_CHECKING:
+    from dfd.detectors.bundle import ModelCard, OperatingPoint
     from dfd.dsp.frontends import FrontendSpec
 
 log = structlog.get_logger("dfd.cli")
@@ -33,6 +34,7 @@ log = structlog.get_logger("dfd.cli")
 # ctx.meta keys: the settings error `dfd config` defers, and where each setting was set
 CONFIG_ERROR = "dfd.config_error"
 CONFIG_ORIGINS = "dfd.config_origins"
+CONFIG_PATH = "dfd.config_path"  # the settings file, read again when dfd serve gets SIGHUP
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,6 +74,7 @@ def main(ctx: click.Context, log_level: str | None, config_path: Path | None) ->
         )
         origins["logging.level"] = "--log-level"
     ctx.meta[CONFIG_ORIGINS] = origins
+    ctx.meta[CONFIG_PATH] = config_path
     configure_logging(
         settings.logging.level,
         settings.logging.format,
@@ -392,7 +395,8 @@ def _metrics_lines(name: str, metrics: dict[str, Any] | None) -> list[str]:
 def models_show(bundle: Path) -> None:
     """Verify BUNDLE (a folder, or "default" for the embedded one: every file's sha256, the ONNX
     contract) and print its model card."""
-    from dfd.daemon.models import resolve_bundle_path
+    from dfd.daemon.decisions import DEFAULT_RAISE_AT
+    from dfd.daemon.models import UNCALIBRATED_THRESHOLD, resolve_bundle_path
     from dfd.detectors.bundle import BundleError, load_bundle
 
     try:
@@ -425,6 +429,18 @@ def models_show(bundle: Path) -> None:
         "thresholds": (
             f"eer {json.dumps(card.thresholds.eer)}, "
             f"far_1pct {json.dumps(card.thresholds.far_1pct)}"
+            + (
+                f" (uncalibrated: the score is the softmax P(synthetic) and a missing threshold "
+                f"is {UNCALIBRATED_THRESHOLD:g} until dfd models calibrate fits them)"
+                if not calibration.calibrated
+                else ""
+            )
+        ),
+        "operating": (
+            "none chosen: the evidence rule raises at the default "
+            f"{DEFAULT_RAISE_AT:g} nats (dfd models calibrate --calls chooses one)"
+            if card.operating_point is None
+            else _operating_point_text(card.operating_point).removeprefix("operating point: ")
         ),
         "training": f"data manifest sha256 {json.dumps(card.training.data_manifest_sha256)}",
     }
@@ -473,6 +489,114 @@ def models_sign(bundle: str, secret_key: Path, out: Path | None) -> None:
             shutil.rmtree(out, ignore_errors=True)  # no unsigned copy left behind
         raise click.ClickException(str(error)) from error
     click.echo(f"signed {out or source}: {SIGNATURE_NAME} by key {signature.key_id}")
+
+
+@models.command("calibrate")
+@click.argument("bundle")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Protocol of labelled utterances to fit the calibration and window thresholds on "
+    "(e.g. corpus/protocols/dev.txt).",
+)
+@click.option(
+    "--calls",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Calls protocol to choose the evidence rule's operating point on "
+    "(e.g. corpus/protocols/calls.dev.tsv).",
+)
+@click.option(
+    "--target-false-alarm-rate",
+    "target",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="Share of real calls allowed to alert at the operating point.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the recalibrated bundle to this new folder (needed for the embedded default); "
+    "without it BUNDLE is rewritten in place.",
+)
+@click.option(
+    "--key",
+    "secret_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sign the new card with this secret ed25519 key.",
+)
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.pass_obj
+def models_calibrate(
+    settings: Settings,
+    bundle: str,
+    data: Path | None,
+    calls: Path | None,
+    target: float,
+    out: Path | None,
+    secret_key: Path | None,
+    device: str,
+) -> None:
+    """Fit BUNDLE's calibration and thresholds on a protocol (--data) and its call-level
+    operating point on a calls protocol (--calls), through the daemon's own scoring; the card's
+    hashes are written anew, and its signature too when --key is given."""
+    import shutil
+
+    from dfd.daemon.models import DEFAULT_MODEL, resolve_bundle_path
+    from dfd.detectors.signing import sign_bundle
+    from dfd.trainers.calibrate_bundle import calibrate_bundle, copy_bundle
+
+    if data is None and calls is None:
+        raise click.UsageError("give --data, --calls or both")
+    if out is None and bundle == DEFAULT_MODEL:
+        raise click.UsageError("the embedded default belongs to the package: give --out")
+    if out is not None and out.exists():
+        raise click.BadParameter(f"{out} already exists; give a new folder", param_hint="--out")
+    folder = out or resolve_bundle_path(bundle)
+    try:
+        if out is not None:
+            copy_bundle(resolve_bundle_path(bundle), out)
+        card = calibrate_bundle(
+            folder,
+            settings=settings,
+            data=data,
+            calls=calls,
+            target_false_alarm_rate=target,
+            device=device,
+        )
+        signed = f", signed by key {sign_bundle(folder, secret_key).key_id}" if secret_key else ""
+    except (ValueError, OSError) as error:  # BundleError, ConfigError, DatasetError, KeyFileError
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)
+        raise click.ClickException(str(error)) from error
+    click.echo(f"wrote {folder}{signed}")
+    for line in _calibration_lines(card):
+        click.echo(f"  {line}")
+
+
+def _calibration_lines(card: ModelCard) -> list[str]:
+    calibration, thresholds = card.calibration, card.thresholds
+    lines = [
+        f"calibration: sigmoid({calibration.slope:.4g} * raw {calibration.offset:+.4g})"
+        f" ({'calibrated' if calibration.calibrated else 'uncalibrated'})",
+        f"thresholds: eer {json.dumps(thresholds.eer)}, far_1pct {json.dumps(thresholds.far_1pct)}",
+    ]
+    point = card.operating_point
+    if point is not None:
+        lines.append(_operating_point_text(point))
+    return lines
+
+
+def _operating_point_text(point: OperatingPoint) -> str:
+    median = point.median_time_to_alert_s
+    return (
+        f"operating point: alert at {point.raise_at:g} nats of evidence (target "
+        f"{100 * point.target_false_alarm_rate:g} % of real calls; on {point.chosen_on}: "
+        f"{100 * point.false_alarm_rate:.1f} % of {point.real_calls} calls "
+        f"({point.real_hours:.2f} h of real speech) alerted, {point.turning_detected} of "
+        f"{point.turning_calls} turning calls alerted after the turn, median "
+        f"{'-' if median is None else f'{median:.1f} s'})"
+    )
 
 
 @models.command("import-aasist")
@@ -681,7 +805,8 @@ def replay(
 ) -> None:
     """Audit recordings: score every window, print a timeline and a verdict per file.
 
-    Exit status: 0 when no alert was raised, 1 when one was, 2 on an error.
+    Exit status: 0 when every file was judged and none raised an alert, 1 when one did, 3 when
+    none did but a file was inconclusive (too little speech to judge), 2 on an error.
     """
     from dfd.daemon.replay import run_replay
 
@@ -746,7 +871,12 @@ def serve(
             settings.serve, **{k: v for k, v in overrides.items() if v is not None}
         )
         settings = dataclasses.replace(settings, serve=serve_settings)
-        daemon = Daemon(settings, build_sources(settings), list(bundles) or None)
+        daemon = Daemon(
+            settings,
+            build_sources(settings),
+            list(bundles) or None,
+            settings_path=click.get_current_context().meta.get(CONFIG_PATH),
+        )
     except ConfigError as error:  # e.g. a CURVE key file that cannot be used
         raise _UnusableSettings(str(error)) from error
     except (BundleError, BusError, JournalError, OSError, ValueError) as error:

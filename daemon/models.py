@@ -1,9 +1,11 @@
 """The detectors a pipeline runs: bundles loaded and checked together, and how they fuse.
 
-Every bundle says its own window, front end, calibration and thresholds (its model card). The
-models of one pipeline must agree on the window length, since their scores for the same stretch
-of audio are fused into one: the calibrated scores (P(synthetic)) are averaged with weights, and
-so are their thresholds. With a single model, fusion is the identity.
+Every bundle says its own window, front end, calibration and thresholds (its model card). Models
+of different window lengths fuse by time: the pipeline cuts windows of the longest length, and
+each model scores the last samples of each, as many as its own window holds, so that all of them
+judge the audio up to the same instant (a 4 s AASIST-L and a 2 s model: the 2 s model scores the
+second half of each 4 s window). The calibrated scores (P(synthetic)) are averaged with weights,
+and so are their thresholds and operating points. With a single model, fusion is the identity.
 
 With trusted keys (``[models] trusted_keys``), every bundle must carry a good signature by one of
 them (``dfd.detectors.signing``), the embedded default included: sign a copy of it.
@@ -63,13 +65,20 @@ class LoadedModel:
         return self.bundle.card.calibration.apply(raw)
 
 
+UNCALIBRATED_THRESHOLD = 0.5  # an uncalibrated bundle's score is its softmax P(synthetic)
+
+
 def pick_threshold(bundle: Bundle, threshold: ThresholdName | float) -> float:
-    """A number is taken as given; a name is read from the bundle's card."""
+    """A number is taken as given; a name is read from the bundle's card. An uncalibrated card
+    (an official import: score = the softmax probability of spoof) without that threshold gets
+    ``UNCALIBRATED_THRESHOLD``, the softmax decision, until ``dfd models calibrate`` fits one."""
     if isinstance(threshold, int | float):
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"threshold must lie in [0, 1], got {threshold}")
         return float(threshold)
     value = getattr(bundle.card.thresholds, threshold, None)
+    if value is None and not bundle.card.calibration.calibrated:
+        return UNCALIBRATED_THRESHOLD
     if value is None:
         raise BundleError(
             f"{bundle.path}: the model card has no {threshold!r} threshold (an uncalibrated "
@@ -89,31 +98,43 @@ class ModelSet:
     ) -> None:
         if not models:
             raise ConfigError("at least one model is needed")
-        windows = {m.bundle.window.samples for m in models}
-        if len(windows) > 1:
-            described = ", ".join(f"{m.bundle.path} ({m.bundle.window.window_s} s)" for m in models)
-            raise BundleError(f"models fused together must share one window length: {described}")
-        first = models[0].bundle.window
-        window_s = window_s or first.window_s
-        if window_s != first.window_s:
+        rates = {m.bundle.window.sample_rate for m in models}
+        if len(rates) > 1:
+            raise BundleError(f"models fused together must share one sample rate, got {rates}")
+        # Models of different window lengths fuse by time: every window ends at the same sample
+        # for all of them, the longest model's window, each model scoring its own length of it.
+        longest = max(models, key=lambda m: m.bundle.window.samples).bundle.window
+        window_s = window_s or longest.window_s
+        if window_s != longest.window_s:
             # A model scores the window length it was trained and calibrated on, and no other.
             raise BundleError(
-                f"{models[0].bundle.path}: the model takes {first.window_s} s windows only; "
-                f"it cannot score {window_s} s windows"
+                f"{models[0].bundle.path}: the models take {longest.window_s} s windows "
+                f"(the longest of them); they cannot score {window_s} s windows"
             )
         self.models = list(models)
+        hop_s = hop_s or min(m.bundle.window.hop_s for m in models)
         try:
-            self.geometry = WindowGeometry(first.sample_rate, window_s, hop_s or first.hop_s)
+            self.geometry = WindowGeometry(longest.sample_rate, window_s, hop_s)
         except ValueError as error:
             raise ConfigError(str(error)) from error
-        if self.geometry.hop_s > self.geometry.window_s:
+        shortest = min(m.bundle.window.window_s for m in models)
+        if self.geometry.hop_s > shortest:
             raise ConfigError(
-                f"hop {self.geometry.hop_s:g} s must lie in (0, {self.geometry.window_s:g}] s, "
-                "the window: a longer hop would leave audio between windows unscored"
+                f"hop {self.geometry.hop_s:g} s must lie in (0, {shortest:g}] s, "
+                "the shortest window: a longer hop would leave audio between windows unscored"
             )
         total = sum(m.weight for m in models)
         self.weights = np.array([m.weight / total for m in models])
         self.threshold = float(np.dot(self.weights, [m.threshold for m in models]))
+
+    @property
+    def raise_at(self) -> float | None:
+        """The evidence rule's operating point (nats): the weighted mean of the cards' own, None
+        when a card has none (the rule then uses ``decisions.DEFAULT_RAISE_AT``)."""
+        points = [m.bundle.card.operating_point for m in self.models]
+        if any(point is None for point in points):
+            return None
+        return float(np.dot(self.weights, [p.raise_at for p in points if p is not None]))
 
     @classmethod
     def load(
@@ -146,8 +167,10 @@ class ModelSet:
         return [m.bundle.card_sha256 for m in self.models]
 
     @property
-    def frontend_specs(self) -> list[FrontendSpec]:
-        return [m.bundle.frontend_spec for m in self.models]
+    def frontend_inputs(self) -> list[tuple[FrontendSpec, int]]:
+        """Per model, its front end and how many samples of each window it takes (the last
+        ones: a shorter model scores the end of the longest model's window)."""
+        return [(m.bundle.frontend_spec, m.bundle.window.samples) for m in self.models]
 
     @property
     def identity(self) -> dict[str, str]:

@@ -95,8 +95,10 @@ class Pipeline:
         self.events = events
         self.settings = settings or PipelineSettings()
         self.speech = speech or SpeechGate()
-        self.decision = decision or DecisionPolicy()
-        self.features = FeatureStage(models.frontend_specs, frontend_device)
+        # The [decision] settings as given; the policy in force resolves raise_at from the models.
+        self.decision_settings = decision or DecisionPolicy()
+        self.decision = self.decision_settings.with_raise_at(models.raise_at)
+        self.features = FeatureStage(models.frontend_inputs, frontend_device)
         self.clock = clock
         self.observer = observer
         self.one_window_per_stream = one_window_per_stream
@@ -114,15 +116,21 @@ class Pipeline:
         self.score_latency: collections.deque[float] = collections.deque(maxlen=latency_samples)
         self.alert_latency: collections.deque[float] = collections.deque(maxlen=latency_samples)
 
-    def swap_models(self, models: ModelSet, scorer: Scorer) -> None:
-        """Use new models from the next batch on (nothing may be in flight on the old scorer).
-        Open streams keep their framing; their threshold follows the new models."""
+    def swap_models(
+        self, models: ModelSet, scorer: Scorer, decision: DecisionPolicy | None = None
+    ) -> None:
+        """Use new models (and ``[decision]`` settings, when given) from the next batch on;
+        nothing may be in flight on the old scorer. Open streams keep their framing; their
+        threshold and decision policy follow (``DecisionState.retune``)."""
         if self._batches:
             raise RuntimeError("swap_models with batches still being scored")
+        policy = (decision or self.decision_settings).with_raise_at(models.raise_at)
         self.models, self.scorer = models, scorer
-        self.features = FeatureStage(models.frontend_specs, str(self.features.bank.device))
+        self.decision_settings, self.decision = decision or self.decision_settings, policy
+        self.features = FeatureStage(models.frontend_inputs, str(self.features.bank.device))
         for stream in [*self._streams.values(), *self._ending]:
             stream.threshold = models.threshold
+            stream.decision.retune(policy)
 
     # -- intake -----------------------------------------------------------------------------
 
@@ -302,10 +310,9 @@ class Pipeline:
                     self.observer.window_scored(latency)
             if outcome.transition is None:
                 continue
-            # outcome.over, not decision.over: later windows of the same run are applied already
-            counts = {"over": outcome.over, "of": stream.decision.policy.of}
+            # outcome.basis, not the state now: later windows of the same run are applied already
             self._publish(
-                f"alert.{outcome.transition}", stream, **span, score=outcome.score, **counts
+                f"alert.{outcome.transition}", stream, **span, score=outcome.score, **outcome.basis
             )
             if outcome.transition == "raised":
                 self.counters.alerts_raised += 1
@@ -337,6 +344,7 @@ class Pipeline:
                 reason=stream.end_reason,
                 duration=stream.duration_s,
                 verdict=decision.verdict,
+                speech_s=round(decision.speech_s, 3),
                 windows=decision.windows,
                 windows_scored=stream.window_fates["scored"],
                 windows_no_speech=stream.window_fates["no-speech"],

@@ -30,9 +30,10 @@ import structlog
 from dfd.core.text import printable
 from dfd.core.typed_config import ConfigError
 from dfd.daemon.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.decisions import ALERT_BASIS, VERDICTS, DecisionPolicy
 from dfd.daemon.models import ModelSet, load_trusted_keys
 from dfd.daemon.pipeline import EventSink, Pipeline
-from dfd.daemon.scoring import InProcessScorer
+from dfd.daemon.scoring import InProcessScorer, Scorer
 from dfd.daemon.settings import Settings, check_local_endpoint
 from dfd.detectors.bundle import BundleError
 from dfd.dsp.audio_io import AudioDecodeError, MissingToolError
@@ -96,15 +97,23 @@ class FileReport:
     windows: list[dict[str, Any]]
     alerts: list[dict[str, Any]]
     channel_verdicts: dict[int, str]
+    channel_speech_s: dict[int, float]
+    decision: dict[str, Any]  # the rule and its operating point
     incomplete: str | None = None  # why the report covers only part of the file
 
     @property
     def verdict(self) -> str:
+        """The file's: synthetic if a channel is; else inconclusive if a channel could not be
+        judged (never "bona fide" for a party the rule could not judge); else bona fide."""
         verdicts = set(self.channel_verdicts.values())
-        for verdict in ("synthetic", "bona fide"):
+        for verdict in VERDICTS:
             if verdict in verdicts:
                 return verdict
         return "no speech"
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.verdict == "inconclusive"
 
     @property
     def alerted(self) -> bool:
@@ -126,6 +135,8 @@ class FileReport:
             "threshold": self.threshold,
             "verdict": self.verdict,
             "channel_verdicts": {str(c): v for c, v in sorted(self.channel_verdicts.items())},
+            "channel_speech_s": {str(c): s for c, s in sorted(self.channel_speech_s.items())},
+            "decision": self.decision,
             "alerts": self.alerts,
             "incomplete": self.incomplete,
             "windows": self.windows,
@@ -176,7 +187,7 @@ def replay_file(
     events = recorder.take(call_id)
     windows = [_window_row(body) for topic, body in events if topic == "score"]
     alerts = [_alert_row(topic, body) for topic, body in events if topic.startswith("alert.")]
-    verdicts = {b["channel"]: b["verdict"] for t, b in events if t == "call.ended"}
+    ended = [body for topic, body in events if topic == "call.ended"]
     return FileReport(
         path=call_id,
         duration_s=fed / info.sample_rate,
@@ -188,7 +199,9 @@ def replay_file(
         model=pipeline.models.identity,
         windows=windows,
         alerts=alerts,
-        channel_verdicts=verdicts,
+        channel_verdicts={body["channel"]: body["verdict"] for body in ended},
+        channel_speech_s={body["channel"]: body["speech_s"] for body in ended},
+        decision=_decision_row(pipeline.decision),
         incomplete=incomplete,
     )
 
@@ -205,15 +218,26 @@ def _window_row(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _alert_row(topic: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {
+    row = {
         "topic": topic,
         "channel": body["channel"],
         "start": round(body["start"], 3),
         "end": round(body["end"], 3),
         "score": round(body["score"], 4),
-        "over": body["over"],
-        "of": body["of"],
     }
+    row.update({key: body[key] for key in ALERT_BASIS if key in body})
+    return row
+
+
+def _decision_row(policy: DecisionPolicy) -> dict[str, Any]:
+    if policy.rule == "evidence":
+        return {
+            "rule": "evidence",
+            "raise_at": policy.raise_at,
+            "clear_at": policy.clear_at,
+            "min_speech_s": policy.min_speech_s,
+        }
+    return {"rule": "windows", "raise_over": policy.raise_over, "of": policy.of}
 
 
 # -- terminal rendering -----------------------------------------------------------------------
@@ -239,14 +263,33 @@ def format_report(report: FileReport, width: int = 100) -> str:
         what = "ALERT RAISED " if alert["topic"] == "alert.raised" else "alert cleared"
         lines.append(
             f"  {what} ch{alert['channel']} at {alert['start']:.1f}-{alert['end']:.1f} s, "
-            f"score {alert['score']:.3f} ({alert['over']} of the last {alert['of']} speech "
-            f"windows at or above threshold)"
+            f"score {alert['score']:.3f} ({_basis_text(alert)})"
         )
     if report.incomplete is not None:
         lines.append(f"  INCOMPLETE: judged on the first {report.duration_s:.1f} s only")
-    verdicts = ", ".join(f"ch{c}: {v}" for c, v in sorted(report.channel_verdicts.items()))
+    verdicts = ", ".join(
+        f"ch{c}: {v}"
+        + (
+            f" (only {report.channel_speech_s.get(c, 0.0):.1f} s of speech)"
+            if v == "inconclusive"
+            else ""
+        )
+        for c, v in sorted(report.channel_verdicts.items())
+    )
     lines.append(f"  verdict: {report.verdict.upper()}  ({verdicts})")
     return "\n".join(printable(line) for line in lines)
+
+
+def _basis_text(alert: dict[str, Any]) -> str:
+    """What an alert rested on, in words."""
+    if alert.get("rule") == "evidence":
+        comparison = ">=" if alert["topic"] == "alert.raised" else "<="
+        limit = alert["raise_at"] if alert["topic"] == "alert.raised" else alert["clear_at"]
+        return (
+            f"evidence {alert['evidence']:.1f} {comparison} {limit:g} nats after "
+            f"{alert['speech_s']:.1f} s of speech"
+        )
+    return f"{alert['over']} of the last {alert['of']} speech windows at or above threshold"
 
 
 def _axis(cells: int, end_s: float) -> str:
@@ -280,6 +323,29 @@ def _timeline(rows: list[dict[str, Any]], threshold: float, width: int) -> str:
 # -- the command ------------------------------------------------------------------------------
 
 
+def audit_pipeline(
+    settings: Settings,
+    models: ModelSet,
+    scorer: Scorer,
+    device: str | None = None,
+    forward: EventSink | None = None,
+) -> tuple[Pipeline, ReplayRecorder]:
+    """The pipeline an audit runs (every window scored, none shed) and its event recorder."""
+    recorder = ReplayRecorder(forward)
+    audit = dataclasses.replace(settings.pipeline, score_silence=True, batch_size=32)
+    pipeline = Pipeline(
+        models,
+        scorer,
+        recorder,
+        audit,
+        speech=settings.speech,
+        decision=settings.decision,
+        frontend_device=device or settings.dsp.device,
+        shed_windows=False,  # an audit scores every window
+    )
+    return pipeline, recorder
+
+
 def run_replay(
     settings: Settings,
     paths: list[Path],
@@ -294,7 +360,9 @@ def run_replay(
     device: str | None = None,
     out: TextIO | None = None,
 ) -> int:
-    """``dfd replay``: 0 when no alert was raised, 1 when one was, 2 when anything failed."""
+    """``dfd replay``: 0 when every file was judged and none raised an alert, 1 when one did, 3
+    when none did but a file was inconclusive (too little speech to judge), 2 when anything
+    failed (which wins over the others)."""
     out = out or sys.stdout
     files = expand_paths(paths)
     if not files:
@@ -331,19 +399,8 @@ def run_replay(
         # Subscribers already waiting reconnect every 100 ms (ZeroMQ's default): give them time
         # to do so, or the first events would go out before anyone receives them.
         time.sleep(PUBLISH_SETTLE_S)
-    recorder = ReplayRecorder(bus)
-    audit = dataclasses.replace(settings.pipeline, score_silence=True, batch_size=32)
-    pipeline = Pipeline(
-        models,
-        scorer,
-        recorder,
-        audit,
-        speech=settings.speech,
-        decision=settings.decision,
-        frontend_device=device or settings.dsp.device,
-        shed_windows=False,  # an audit scores every window
-    )
-    failed = alerted = False
+    pipeline, recorder = audit_pipeline(settings, models, scorer, device, bus)
+    failed = alerted = inconclusive = False
     total_audio = total_elapsed = 0.0
     files_read = 0
     try:
@@ -359,6 +416,7 @@ def run_replay(
                 _error(f"{report.incomplete}; judged on the first {report.duration_s:.3f} s only")
                 failed = True
             alerted |= report.alerted
+            inconclusive |= report.inconclusive
             files_read += 1
             total_audio += report.duration_s
             total_elapsed += report.elapsed_s
@@ -396,7 +454,7 @@ def run_replay(
                 + (f" ({unread} file(s) could not be read)" if unread else ""),
                 file=out,
             )
-    return 2 if failed else 1 if alerted else 0
+    return 2 if failed else 1 if alerted else 3 if inconclusive else 0
 
 
 def _error(message: str) -> None:

@@ -47,22 +47,27 @@ MAX_RESTART_FAILURES = 3  # replacements in a row that fail to start before a sl
 
 
 class FeatureStage:
-    def __init__(self, specs: Sequence[FrontendSpec], device: str = "auto") -> None:
+    """Each model's features for a batch of windows: the model's own length of each window (its
+    last samples, see ``ModelSet.frontend_inputs``), each distinct front end computed once."""
+
+    def __init__(self, inputs: Sequence[tuple[FrontendSpec, int]], device: str = "auto") -> None:
         from dfd.dsp.batcher import FrontendBank  # torch: here, not in the workers' imports
 
-        self.specs = list(specs)
+        self.inputs = list(inputs)
         self.bank: FrontendBank = FrontendBank(device)
 
     def compute(self, windows: np.ndarray) -> list[np.ndarray]:
-        # Each window's mean is removed first. Telephone audio carries no DC, the corpus the
-        # models learnt from has none, and an offset added to a call (+0.5 full scale took the
-        # demo call's synthetic half below the threshold) must not move a score.
-        windows = windows - windows.mean(axis=-1, keepdims=True, dtype=np.float64).astype(
-            windows.dtype
-        )
-        features = self.bank.compute(windows, self.specs)
-        host = {spec: tensor.cpu().numpy() for spec, tensor in features.items()}
-        return [host[spec] for spec in self.specs]
+        features: dict[tuple[FrontendSpec, int], np.ndarray] = {}
+        for samples in dict.fromkeys(length for _, length in self.inputs):
+            # Each window's mean is removed first. Telephone audio carries no DC, the corpus the
+            # models learnt from has none, and an offset added to a call (+0.5 full scale took
+            # the demo call's synthetic half below the threshold) must not move a score.
+            part = windows[:, -samples:]
+            part = part - part.mean(axis=-1, keepdims=True, dtype=np.float64).astype(part.dtype)
+            specs = [spec for spec, length in self.inputs if length == samples]
+            for spec, tensor in self.bank.compute(part, specs).items():
+                features[(spec, samples)] = tensor.cpu().numpy()
+        return [features[key] for key in self.inputs]
 
 
 class Scorer(Protocol):

@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -36,7 +37,7 @@ from dfd.daemon.models import ModelSet, load_trusted_keys
 from dfd.daemon.notify import Notifier, PipelineWatchdog
 from dfd.daemon.pipeline import Pipeline
 from dfd.daemon.scoring import WorkerPool
-from dfd.daemon.settings import Settings, parse_rtp_payload
+from dfd.daemon.settings import Settings, load_settings, parse_rtp_payload
 
 log = structlog.get_logger(__name__)
 
@@ -87,12 +88,15 @@ class Daemon:
         bundles: list[str] | None = None,
         on_loop: Callable[[Daemon], None] | None = None,
         notifier: Notifier | None = None,
+        settings_path: Path | None = None,
     ) -> None:
         curve = load_curve_server(settings.serve)  # before the slow start: a bad key fails at once
         import torch
 
         torch.set_num_threads(1)  # the pipeline thread; detectors run in their own processes
         self.settings = settings
+        # Read again on SIGHUP for [models] and [decision] (with DFD_SECTION__KEY variables).
+        self.settings_path = settings_path
         self.sources = sources
         self._bundles = bundles
         self._on_loop = on_loop
@@ -289,17 +293,20 @@ class Daemon:
         return overloaded
 
     def reload(self) -> bool:
-        """Load the models again and swap them in; on any failure keep the running ones."""
+        """Read the settings file again for ``[models]`` and ``[decision]``, load the models
+        again and swap them in; on any failure keep the running ones."""
         log.info("reloading models")
         self.notifier.reloading("reloading models")
         try:
-            models = load_models(self.settings, self._bundles)
+            settings = self._reloaded_settings()
+            models = load_models(settings, self._bundles)
             if models.geometry.window_samples != self.models.geometry.window_samples:
                 raise ValueError(
                     "the new models take a different window length; restart the daemon to "
                     "change it (open calls are framed for the old one)"
                 )
-            pool = start_pool(self.settings, models)
+            decision = settings.decision.with_raise_at(models.raise_at)  # checked before the swap
+            pool = start_pool(settings, models)
         except Exception as error:  # noqa: BLE001 - any failure keeps the old models serving
             self.counters.reload_failures += 1
             log.error("reload failed; the previous models keep serving", error=str(error))
@@ -309,13 +316,35 @@ class Daemon:
             self.pipeline.pump(timeout=IDLE_WAIT_S)
         old_pool = self.pool
         self.metrics.collector.retire_pool(old_pool)  # before the swap: its restarts stay counted
-        self.pipeline.swap_models(models, pool)
-        self.models, self.pool = models, pool
+        self.pipeline.swap_models(models, pool, settings.decision)
+        self.models, self.pool, self.settings = models, pool, settings
         old_pool.close()
         self.counters.reloads += 1
-        log.info("models reloaded", models=models.identity, threshold=round(models.threshold, 4))
+        log.info(
+            "models reloaded",
+            models=models.identity,
+            threshold=round(models.threshold, 4),
+            rule=decision.rule,
+            raise_at=decision.raise_at,
+        )
         self.notifier.ready(f"serving {models.identity['name']} (reloaded)")
         return True
+
+    def _reloaded_settings(self) -> Settings:
+        """The running settings with ``[models]`` and ``[decision]`` read again from the file;
+        a change anywhere else is logged as needing a restart."""
+        if self.settings_path is None:
+            return self.settings
+        fresh = load_settings(self.settings_path)
+        kept = [
+            section.name
+            for section in dataclasses.fields(Settings)
+            if section.name not in ("models", "decision", "serve", "logging")
+            and getattr(fresh, section.name) != getattr(self.settings, section.name)
+        ]
+        if kept:
+            log.warning("settings changed that only a restart applies", sections=kept)
+        return dataclasses.replace(self.settings, models=fresh.models, decision=fresh.decision)
 
     def shutdown(self) -> None:
         log.info("stopping")

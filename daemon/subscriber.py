@@ -180,9 +180,9 @@ _LABEL_WIDTH = max(len(label) for label in _LABELS.values())
 def format_event(event: Mapping[str, Any]) -> str:
     """One line for a terminal, time of day in UTC, e.g.
 
-    ``12:03:04.120  ALERT RAISED   call=rtp-1a2b ch0  4.0-6.0 s  score 0.97 >= 0.85  3 of 5
-    model sinc-lcnn 1`` (one line). Fields an event lacks are left out; an unknown topic gets
-    its fields as ``key=value``.
+    ``12:03:04.120  ALERT RAISED   call=rtp-1a2b ch0  4.0-6.0 s  score 0.97 >= 0.85
+    evidence 6.0/6 nats  model sinc-lcnn 1`` (one line). Fields an event lacks are left out; an
+    unknown topic gets its fields as ``key=value``.
     """
     topic = str(event.get("topic", "?"))
     label = _LABELS.get(topic, topic.upper())
@@ -206,7 +206,9 @@ def format_event(event: Mapping[str, Any]) -> str:
             parts.append("speech" if event.get("speech") else "no speech")
         else:
             parts.append(_score(event))
-            if _is_number(event.get("over")) and _is_number(event.get("of")):
+            if _is_number(event.get("evidence")) and _is_number(event.get("raise_at")):
+                parts.append(f"evidence {event['evidence']:.1f}/{event['raise_at']:g} nats")
+            elif _is_number(event.get("over")) and _is_number(event.get("of")):
                 parts.append(f"{event['over']} of {event['of']}")
         parts.append(_model(event.get("model")))
     elif topic == "call.started":
@@ -215,6 +217,8 @@ def format_event(event: Mapping[str, Any]) -> str:
     elif topic == "call.ended":
         parts.append(f"{_seconds(event.get('duration'))} s")
         parts.append(f"verdict {event.get('verdict', '?')}")
+        if _is_number(event.get("speech_s")):
+            parts.append(f"{event['speech_s']:.1f} s speech")
         if _is_number(event.get("max_score")):
             parts.append(f"max {event['max_score']:.2f}")
         parts.append(_count(event.get("alerts"), "alert"))

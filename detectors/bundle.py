@@ -179,6 +179,31 @@ class Thresholds:
 
 
 @dataclasses.dataclass(frozen=True)
+class OperatingPoint:
+    """The call-level operating point of the evidence rule (``dfd.daemon.decisions``): the
+    evidence ``raise_at`` (nats) that raises an alert, chosen on a calls protocol for a target
+    share of real calls alerted, and what it achieved there (``dfd models calibrate --calls``)."""
+
+    raise_at: float
+    max_window_evidence: float
+    target_false_alarm_rate: float
+    false_alarm_rate: float  # share of the real calls (and real parts of turning calls) alerted
+    real_calls: int
+    real_hours: float
+    turning_calls: int
+    turning_detected: int
+    median_time_to_alert_s: float | None
+    chosen_on: str  # the calls protocol's file name
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.raise_at < math.inf or not 0.0 < self.max_window_evidence < math.inf:
+            raise ValueError("raise_at and max_window_evidence must be positive numbers")
+        for name in ("target_false_alarm_rate", "false_alarm_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a share in [0, 1], got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Training:
     """Provenance: the sha256 of the data manifest and the resolved training config."""
 
@@ -228,6 +253,7 @@ class ModelCard:
     training: Training
     metrics: Metrics
     files: dict[str, str]
+    operating_point: OperatingPoint | None = None  # null until chosen on calls
 
     def __post_init__(self) -> None:
         for name in ("family", "version", "created_by", "labels"):

@@ -219,7 +219,7 @@ def test_replay_judges_a_damaged_file_up_to_the_damage_and_exits_2(
     assert line.endswith(f"; judged on the first {seconds:.3f} s only")
     assert report["duration"] == pytest.approx(seconds, abs=1e-3)
     assert report["incomplete"] == f"{cases[name]}: {line.split('; judged on')[0]}"
-    assert report["verdict"] == "bona fide"
+    assert report["verdict"] == "inconclusive"  # 2-3 s of speech: too little to call bona fide
     assert report["windows"][-1]["end"] == pytest.approx(seconds, abs=1e-3)
 
 
@@ -501,7 +501,7 @@ def test_replay_streams_a_two_hour_call_in_constant_memory(
         out = tmp_path / f"{name}.json"
         command = [DFD, "replay", "--json", "--hop", "2", str(path)]
         code, rss, seconds = run_measured(command, out)
-        assert code == 0
+        assert code == (3 if name == "2 min" else 0)  # 2 s of speech: inconclusive
         measured[name] = (rss, seconds, json.loads(out.read_text()))
         print(f"dfd replay --hop 2, {name}: peak RSS {rss:.0f} MiB, {seconds:.1f} s")
     report = measured["2 h"][2]

@@ -670,13 +670,13 @@ def test_format_event_gives_one_line_per_topic() -> None:
     lines = {topic: format_event(event) for topic, event in EXAMPLES.items()}
     assert lines == {
         "alert.raised": "12:03:04.120  ALERT RAISED   call=rtp-1a2b ch0  4.0-6.0 s  "
-        "score 0.97 >= 0.85  3 of 5  model sinc-lcnn 1",
+        "score 0.97 >= 0.85  evidence 6.0/6 nats  model sinc-lcnn 1",
         "alert.cleared": "12:03:11.620  ALERT CLEARED  call=rtp-1a2b ch0  11.5-13.5 s  "
-        "score 0.12 < 0.85  0 of 5  model sinc-lcnn 1",
+        "score 0.12 < 0.85  evidence 0.0/6 nats  model sinc-lcnn 1",
         "call.started": "12:03:00.020  CALL STARTED   call=rtp-1a2b ch0  source rtp  "
         "model sinc-lcnn 1",
         "call.ended": "12:03:31.500  CALL ENDED     call=rtp-1a2b ch0  31.4 s  verdict synthetic  "
-        "max 0.99  1 alert  60 windows (48 speech)  reason bye",
+        "25.5 s speech  max 0.99  1 alert  60 windows (48 speech)  reason bye",
         "score": "12:03:04.118  SCORE          call=rtp-1a2b ch0  4.0-6.0 s  "
         "score 0.97 >= 0.85 (raw 3.12)  speech  model sinc-lcnn 1",
         "status": "12:03:35.000  STATUS         12 calls  48.0 windows/s  queue 3  dropped 0  "
@@ -685,6 +685,12 @@ def test_format_event_gives_one_line_per_topic() -> None:
     assert format_event({"topic": "status", **body_of("status", overload=True)}).endswith(
         "OVERLOAD"
     )
+    by_windows = {
+        key: value
+        for key, value in EXAMPLES["alert.raised"].items()
+        if key not in ("evidence", "raise_at", "clear_at")
+    }
+    assert "  score 0.97 >= 0.85  5 of 5  model" in format_event({**by_windows, "rule": "windows"})
     unscored = {"topic": "score", **body_of("score", score=None, raw=None, speech=False)}
     assert format_event(unscored) == (
         "--:--:--.---  SCORE          call=rtp-1a2b ch0  4.0-6.0 s  not scored  no speech  "

@@ -29,7 +29,13 @@ from dfd.core.typed_config import ConfigError
 from dfd.daemon.callstream import CallStream, PendingWindow
 from dfd.daemon.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.decisions import DecisionPolicy
-from dfd.daemon.models import LoadedModel, ModelSet, default_bundle_path, pick_threshold
+from dfd.daemon.models import (
+    UNCALIBRATED_THRESHOLD,
+    LoadedModel,
+    ModelSet,
+    default_bundle_path,
+    pick_threshold,
+)
 from dfd.daemon.pipeline import Pipeline
 from dfd.daemon.replay import ReplayRecorder
 from dfd.daemon.scoring import BatchResult, InProcessScorer, WorkerError, WorkerPool
@@ -39,6 +45,7 @@ from dfd.detectors.bundle import (
     MODEL_NAME,
     BundleError,
     Calibration,
+    OperatingPoint,
     Thresholds,
     Window,
     load_bundle,
@@ -71,6 +78,8 @@ class Bundles:
     wave_1s: Path  # sinc-lcnn with 1 s windows
     mfcc: Path  # mfcc-cnn (class logits): sigmoid(0.5 raw + 0.25); eer 0.6, far_1pct 0.95
     uncalibrated: Path  # the graph of `wave` with a card that has no thresholds
+    no_thresholds: Path  # the graph of `wave`, calibrated, but its thresholds never measured
+    wave_point: Path  # `wave` with an operating point: the evidence rule raises at 4.5 nats
 
 
 def export(folder: Path, name: str, samples: int) -> Path:
@@ -89,8 +98,23 @@ def export(folder: Path, name: str, samples: int) -> Path:
 
 
 def bundle(folder: Path, onnx: Path, name: str, samples: int, version: str, **card: Any) -> Path:
+    point = card.pop("operating_point", None)
     written = new_card(family(name), version=version, window=Window.of(samples, 0.5), **card)
-    return write_bundle(folder, onnx, written)
+    return write_bundle(folder, onnx, dataclasses.replace(written, operating_point=point))
+
+
+OPERATING_POINT = OperatingPoint(
+    raise_at=4.5,
+    max_window_evidence=3.0,
+    target_false_alarm_rate=0.01,
+    false_alarm_rate=0.0,
+    real_calls=3,
+    real_hours=0.1,
+    turning_calls=1,
+    turning_detected=1,
+    median_time_to_alert_s=3.0,
+    chosen_on="calls.dev.tsv",
+)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +160,24 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Bundles:
             thresholds=Thresholds(eer=0.6, far_1pct=0.95),
         ),
         uncalibrated=bundle(root / "uncalibrated", wave, "sinc-lcnn", WINDOW, "u"),
+        no_thresholds=bundle(
+            root / "no-thresholds",
+            wave,
+            "sinc-lcnn",
+            WINDOW,
+            "n",
+            calibration=Calibration(slope=1.0, offset=0.0, calibrated=True),
+        ),
+        wave_point=bundle(
+            root / "wave-point",
+            wave,
+            "sinc-lcnn",
+            WINDOW,
+            "p",
+            calibration=Calibration(slope=1.0, offset=0.0, calibrated=True),
+            thresholds=Thresholds(eer=0.5, far_1pct=0.8),
+            operating_point=OPERATING_POINT,
+        ),
     )
 
 
@@ -195,6 +237,9 @@ class ScriptedScorer:
         self.pending.clear()
 
 
+WINDOWS_RULE = DecisionPolicy(rule="windows")
+
+
 def make_pipeline(
     models: ModelSet,
     scorer: Any,
@@ -208,7 +253,7 @@ def make_pipeline(
         scorer,
         recorder,
         PipelineSettings(**pipeline_settings),
-        decision=decision,
+        decision=decision or WINDOWS_RULE,  # most tests here count windows; see the evidence ones
         frontend_device="cpu",
         one_window_per_stream=one_window_per_stream,
     )
@@ -399,7 +444,7 @@ def test_a_stream_over_its_queue_bound_sheds_its_oldest_windows(wave_models: Mod
     pipeline, recorder = make_pipeline(
         wave_models,
         scorer,
-        decision=DecisionPolicy(raise_over=2, of=2),
+        decision=DecisionPolicy(rule="windows", raise_over=2, of=2),
         max_queued_windows_per_stream=2,
     )
     loud = noise_at(LOUD_DBFS, 4.0)  # 5 windows, all 'synthetic'
@@ -575,6 +620,92 @@ def test_each_party_of_a_call_is_its_own_stream(wave_models: ModelSet) -> None:
     assert [s["channel"] for s in of_topic(recorder, "call.started")] == [0, 1]
 
 
+EVIDENCE_RULE = DecisionPolicy(raise_at=6.0)
+
+
+def test_the_evidence_rule_raises_on_seconds_of_synthetic_speech(wave_models: ModelSet) -> None:
+    """Every loud window scores sigmoid(4): 3 nats at the cap, the first whole, each next by a
+    quarter (0.5 s of 2 s new): 3 + 4 * 0.75 = 6 nats at the fifth window, 2.0-4.0 s."""
+    pipeline, recorder = make_pipeline(wave_models, ScriptedScorer(), decision=EVIDENCE_RULE)
+    feed(pipeline, noise_at(LOUD_DBFS, 6.0), chunk=320)
+    pipeline.drain()
+    (raised,) = of_topic(recorder, "alert.raised")
+    assert (raised["start"], raised["end"]) == (2.0, 4.0)
+    assert raised["rule"] == "evidence"
+    assert raised["evidence"] == pytest.approx(6.0)
+    assert (raised["raise_at"], raised["clear_at"]) == (6.0, 0.0)
+    assert raised["speech_s"] == pytest.approx(4.0)
+    assert (raised["over"], raised["of"]) == (5, 5)
+    (ended,) = of_topic(recorder, "call.ended")
+    assert ended["verdict"] == "synthetic"
+    assert ended["speech_s"] == pytest.approx(6.0)
+
+
+def test_the_evidence_rule_clears_once_the_speech_turns_real(wave_models: ModelSet) -> None:
+    pipeline, recorder = make_pipeline(wave_models, ScriptedScorer(), decision=EVIDENCE_RULE)
+    signal = np.concatenate([noise_at(LOUD_DBFS, 5.0, 1), noise_at(QUIET_DBFS, 10.0, 2)])
+    feed(pipeline, signal, chunk=1_600)
+    pipeline.drain()
+    assert [t for t in topics(recorder) if t.startswith("alert.")] == [
+        "alert.raised",
+        "alert.cleared",
+    ]
+    (cleared,) = of_topic(recorder, "alert.cleared")
+    assert cleared["evidence"] == 0.0
+    assert of_topic(recorder, "call.ended")[0]["verdict"] == "synthetic"
+
+
+def test_too_little_speech_is_inconclusive_not_bona_fide(wave_models: ModelSet) -> None:
+    """3 s of speech per party: less than min_speech_s (4 s). The loud party scores synthetic
+    in every window but cannot reach 6 nats in 3 s; neither party is called bona fide."""
+    pipeline, recorder = make_pipeline(wave_models, ScriptedScorer(), decision=EVIDENCE_RULE)
+    for channel, level in ((0, QUIET_DBFS), (1, LOUD_DBFS)):
+        feed(pipeline, noise_at(level, 3.0, channel), channel=channel)
+    pipeline.drain()
+    ended = {e["channel"]: e for e in of_topic(recorder, "call.ended")}
+    assert {c: e["verdict"] for c, e in ended.items()} == {0: "inconclusive", 1: "inconclusive"}
+    assert {c: e["speech_s"] for c, e in ended.items()} == {0: 3.0, 1: 3.0}
+    assert not of_topic(recorder, "alert.raised")
+
+
+def test_the_operating_point_comes_from_the_card_unless_the_settings_give_one(
+    bundles: Bundles,
+) -> None:
+    models = ModelSet.load([bundles.wave_point])
+    assert models.raise_at == 4.5
+    pipeline, _ = make_pipeline(models, ScriptedScorer(), decision=DecisionPolicy())
+    assert pipeline.decision.raise_at == 4.5
+    pipeline, _ = make_pipeline(models, ScriptedScorer(), decision=DecisionPolicy(raise_at=8.0))
+    assert pipeline.decision.raise_at == 8.0
+    # a fusion with a model whose card has none falls back to the default operating point
+    fused = ModelSet.load([bundles.wave_point, bundles.wave])
+    assert fused.raise_at is None
+    pipeline, _ = make_pipeline(fused, ScriptedScorer(), decision=DecisionPolicy())
+    assert pipeline.decision.raise_at == 6.0
+
+
+def test_swapping_models_retunes_open_calls(bundles: Bundles) -> None:
+    pipeline, recorder = make_pipeline(
+        ModelSet.load([bundles.wave]), ScriptedScorer(), decision=DecisionPolicy()
+    )
+    feed(pipeline, noise_at(LOUD_DBFS, 3.0), end=False)
+    pipeline.drain()
+    assert not of_topic(recorder, "alert.raised")  # 3 + 2 * 0.75 = 4.5 nats < 6
+    pipeline.swap_models(ModelSet.load([bundles.wave_point]), ScriptedScorer())
+    assert pipeline.decision.raise_at == 4.5
+    feed(pipeline, noise_at(LOUD_DBFS, 0.5, seed=3), end=False)
+    pipeline.drain()
+    (raised,) = of_topic(recorder, "alert.raised")
+    assert raised["raise_at"] == 4.5
+    pipeline.swap_models(
+        ModelSet.load([bundles.wave]), ScriptedScorer(), DecisionPolicy(rule="windows")
+    )
+    assert pipeline.decision.rule == "windows"
+    pipeline.end_all("bye")
+    pipeline.drain()
+    assert of_topic(recorder, "call.ended")[0]["verdict"] == "synthetic"
+
+
 def test_a_chunk_at_another_rate_mid_stream_is_rejected(wave_models: ModelSet) -> None:
     pipeline, recorder = make_pipeline(wave_models, ScriptedScorer())
     pipeline.accept(AudioChunk("call", 0, noise_at(LOUD_DBFS, 1.0), RATE))
@@ -647,13 +778,38 @@ def test_two_models_fuse_with_weights(bundles: Bundles) -> None:
     assert ModelSet.load([bundles.wave], threshold=0.7).threshold == 0.7
 
 
-def test_models_with_different_windows_are_not_fused(bundles: Bundles) -> None:
-    with pytest.raises(BundleError, match="share one window length"):
-        ModelSet.load([bundles.wave, bundles.wave_1s])
+def test_models_of_different_window_lengths_fuse_by_time(
+    bundles: Bundles, speech_16k: np.ndarray
+) -> None:
+    """A 2 s and a 1 s model: windows of the longest length; the 1 s model scores the last
+    second of each, so both judge the audio up to the same instant."""
+    paths = [bundles.wave_1s, bundles.wave]
+    models = ModelSet.load(paths, weights=[1.0, 1.0])
+    assert (models.geometry.window_samples, models.geometry.hop_samples) == (WINDOW, HOP)
+    assert models.frontend_inputs[0][1] == RATE and models.frontend_inputs[1][1] == WINDOW
+    pipeline, recorder = make_pipeline(
+        models, InProcessScorer(paths, threads=1, device="cpu"), score_silence=True
+    )
+    signal = speech_16k[: round(3.0 * RATE)]
+    feed(pipeline, signal, chunk=320)
+    pipeline.drain()
+
+    windows = np.stack([samples for _, _, samples in expected_windows(signal)])
+    last_second = windows[:, -RATE:] - windows[:, -RATE:].mean(axis=1, keepdims=True)
+    whole = windows - windows.mean(axis=1, keepdims=True)
+    short = DetectorSession(bundles.wave_1s, device="cpu").score(last_second)
+    long = DetectorSession(bundles.wave, device="cpu").score(whole)
+    scores = of_topic(recorder, "score")
+    assert [(s["start"], s["end"]) for s in scores] == [(0.0, 2.0), (0.5, 2.5), (1.0, 3.0)]
+    np.testing.assert_allclose([s["score"] for s in scores], (short + long) / 2, atol=1e-5)
+    with pytest.raises(BundleError, match=r"take 2.0 s windows \(the longest"):
+        ModelSet.load(paths, window_s=1.0)
+    with pytest.raises(ConfigError, match=r"the shortest window"):
+        ModelSet.load(paths, hop_s=1.5)
 
 
 def test_a_window_override_is_refused_for_a_fixed_shape_graph(bundles: Bundles) -> None:
-    with pytest.raises(BundleError, match=r"takes 2.0 s windows only"):
+    with pytest.raises(BundleError, match=r"take 2.0 s windows \(the longest of them\)"):
         ModelSet.load([bundles.wave], window_s=3.0)
     same = ModelSet.load([bundles.wave], window_s=2.0, hop_s=0.25)
     assert (same.geometry.window_samples, same.geometry.hop_samples) == (WINDOW, 4_000)
@@ -680,10 +836,12 @@ def test_pick_threshold(bundles: Bundles) -> None:
     assert pick_threshold(calibrated, "far_1pct") == 0.8
     assert pick_threshold(uncalibrated, 0.25) == 0.25
     assert pick_threshold(uncalibrated, 1) == 1.0
+    # an uncalibrated import scores its softmax P(synthetic): the softmax decision until calibrated
+    assert pick_threshold(uncalibrated, "eer") == UNCALIBRATED_THRESHOLD == 0.5
+    assert ModelSet.load([bundles.uncalibrated], threshold="far_1pct").threshold == 0.5
+    # a calibrated card whose thresholds were never measured cannot be guessed at
     with pytest.raises(BundleError, match="no 'eer' threshold"):
-        pick_threshold(uncalibrated, "eer")
-    with pytest.raises(BundleError, match="no 'far_1pct' threshold"):
-        ModelSet.load([bundles.uncalibrated], threshold="far_1pct")
+        pick_threshold(load_bundle(bundles.no_thresholds), "eer")
     for bad in (-0.1, 1.5, math.inf):
         with pytest.raises(ConfigError, match="threshold must lie in"):
             pick_threshold(calibrated, bad)

@@ -203,15 +203,19 @@ def test_the_demo_call_alerts_once_after_the_voice_turns_synthetic(
     report = reports[DEMO_CALL.name]
     (raised,) = [a for a in report["alerts"] if a["topic"] == "alert.raised"]
     assert raised["end"] > SYNTHETIC_FROM_S
-    assert raised["of"] == 5 and raised["over"] >= 3
+    assert raised["rule"] == "evidence" and raised["evidence"] >= raised["raise_at"]
+    assert report["decision"]["raise_at"] == raised["raise_at"]
     (window,) = [w for w in report["windows"] if w["start"] == raised["start"]]
     assert window["score"] >= report["threshold"]
     assert window["speech"] is True
 
 
 def test_a_zero_threshold_makes_every_speech_window_count(
-    reports: dict[str, dict[str, Any]], tmp_path: Path
+    reports: dict[str, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Under the windows rule (the window threshold decides; the evidence rule reads the
+    calibrated scores themselves)."""
+    monkeypatch.setenv("DFD_DECISION__RULE", "windows")
     plot = tmp_path / "plots" / "call.png"
     result = invoke("replay", "--json", "--threshold", "0", "--plot", str(plot), str(SAMPLE_CALL))
     assert result.exit_code == 1
@@ -447,8 +451,10 @@ def hand_made_report(path: Path, channels: int) -> FileReport:
         threshold=0.45,
         model={"name": "test", "version": "1"},
         windows=windows,
-        alerts=[{**a, "score": 0.9, "over": 3, "of": 5} for a in alerts],
+        alerts=[{**a, "score": 0.9, "rule": "windows", "over": 3, "of": 5} for a in alerts],
         channel_verdicts={c: "synthetic" if c == 0 else "bona fide" for c in range(channels)},
+        channel_speech_s={c: 4.5 for c in range(channels)},
+        decision={"rule": "windows", "raise_over": 3, "of": 5},
     )
 
 
@@ -471,6 +477,24 @@ def test_the_terminal_report_of_one_window_and_of_many(tmp_path: Path) -> None:
     assert len(timeline) == len("  ch0 ") + 100  # four windows to a cell
     assert len(axis) - len("  (400 windows, hop 0.50 s)") == len(timeline)
     assert axis.split("  (")[0].endswith(" 202 s")
+    by_evidence = dataclasses.replace(
+        report,
+        alerts=[
+            {
+                **report.alerts[0],
+                "rule": "evidence",
+                "evidence": 6.0,
+                "raise_at": 6.0,
+                "clear_at": 0.0,
+                "speech_s": 4.0,
+            }
+        ],
+        channel_verdicts={0: "inconclusive"},
+        channel_speech_s={0: 2.5},
+    )
+    lines = format_report(by_evidence).splitlines()
+    assert "(evidence 6.0 >= 6 nats after 4.0 s of speech)" in lines[4]
+    assert lines[-1] == "  verdict: INCONCLUSIVE  (ch0: inconclusive (only 2.5 s of speech))"
     hostile = dataclasses.replace(report, path=str(tmp_path / "x\x1b[2K\rverdict: BONA FIDE.wav"))
     first = format_report(hostile).splitlines()[0]  # the file name cannot rewrite the terminal
     assert first.isprintable() and "x\\x1b[2K\\rverdict: BONA FIDE.wav" in first

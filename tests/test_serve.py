@@ -39,13 +39,14 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 SAMPLE = REPO / "samples" / "call-bonafide-then-synthetic-8k-ulaw.wav"
 SAMPLE_BOUNDARY_S = 8.9  # human before, Piper TTS after
-CUT_S = (2.9, 14.9)
-BOUNDARY_S = SAMPLE_BOUNDARY_S - CUT_S[0]  # 6.0 s into the cut
+CUT_S = (4.9, 16.9)
+BOUNDARY_S = SAMPLE_BOUNDARY_S - CUT_S[0]  # 4.0 s into the cut
 CALL_S = CUT_S[1] - CUT_S[0]
-# With 2 s windows every 0.5 s and 3 of 5 to raise, the first alert can come no earlier than the
-# third window holding synthetic audio (ending 1.5 s past the boundary) unless a human window
-# scores high; `dfd replay` of the cut raises on the window ending 7.5 s. Allow two hops more.
-ALERT_LATEST_END_S = BOUNDARY_S + 2.5
+# The evidence rule raises at 6 nats, and no window counts for more than 3 nats nor, after the
+# first, for more than a quarter of it (0.5 s of new audio in 2 s): the alert needs about 4 s of
+# synthetic speech scored at the cap. `dfd replay` of the cut raises on the window ending 10.0 s,
+# 6.0 s past the boundary. Allow two hops more.
+ALERT_LATEST_END_S = BOUNDARY_S + 7.0
 # Senders start a moment after the time the test notes; this covers a scheduler hiccup the
 # other way round (a real-time sender is never early by more than one packet or frame).
 SEND_SLACK_S = 0.3
@@ -337,7 +338,9 @@ def check_synthetic_call(
     assert BOUNDARY_S < raised["end"] <= ALERT_LATEST_END_S
     assert raised["end"] - raised["start"] == pytest.approx(2.0)
     assert raised["score"] >= raised["threshold"]
-    assert (raised["over"], raised["of"]) == (3, 5)
+    assert raised["rule"] == "evidence"
+    assert raised["evidence"] == raised["raise_at"] == 6.0  # capped at the operating point
+    assert raised["speech_s"] == pytest.approx(raised["end"])  # all speech, from 0 s
     # Not before the synthetic audio, nor the window that tripped it, was sent.
     assert alert.at > sent_at + BOUNDARY_S
     assert alert.at > sent_at + raised["end"] - SEND_SLACK_S
@@ -558,17 +561,43 @@ def test_sighup_reloads_models_and_a_broken_bundle_keeps_the_old_ones_serving(
 
     # The old models still score: the synthetic half of the call is caught.
     samples = load_audio(call_wav, sample_rate=PCM_RATE).samples[0]
-    synthetic = samples[round(BOUNDARY_S * PCM_RATE) : round((BOUNDARY_S + 4.0) * PCM_RATE)]
+    synthetic = samples[round(BOUNDARY_S * PCM_RATE) :]  # 8 s: enough evidence to alert
     sent_at, _ = push_call(listening["endpoint"], "after-bad-reload", synthetic)
     assert sent_at > failed_at
     ended = daemon.wait_for_event("call.ended", "after-bad-reload")
     end = ended.event
     assert (end["reason"], end["verdict"], end["alerts"]) == ("end-message", "synthetic", 1)
-    assert end["speech_windows"] >= 5  # windows ending 2.0, 2.5, ... 4.0 s
+    assert end["speech_windows"] >= 13  # windows ending 2.0, 2.5, ... 8.0 s
     assert end["model"] == {"name": "sinc-lcnn", "version": "1"}
 
     assert daemon.stop() == 0
     assert daemon.logs("stopped")
+    daemon.check_events()
+
+
+def test_sighup_reads_the_decision_settings_again(
+    serve: Callable[..., Served], call_wav: Path, tmp_path: Path
+) -> None:
+    """An operating point too high to reach, then the card's again after an edit and SIGHUP."""
+    daemon = serve("--pcm", "tcp://127.0.0.1:*", config_extra="[decision]\nraise_at = 60.0\n")
+    _, listening = daemon.wait_for_log("pcm_ingest_listening")
+    samples = load_audio(call_wav, sample_rate=PCM_RATE).samples[0]
+    synthetic = samples[round(BOUNDARY_S * PCM_RATE) :]
+
+    push_call(listening["endpoint"], "before-reload", synthetic)
+    before = daemon.wait_for_event("call.ended", "before-reload").event
+    assert (before["verdict"], before["alerts"]) == ("bona fide", 0)
+
+    config = tmp_path / "daemon0" / "dfd.toml"
+    config.write_text(config.read_text().replace("raise_at = 60.0", "raise_at = 6.0"))
+    daemon.process.send_signal(signal.SIGHUP)
+    _, reloaded = daemon.wait_for_log("models reloaded")
+    assert (reloaded["rule"], reloaded["raise_at"]) == ("evidence", 6.0)
+
+    push_call(listening["endpoint"], "after-reload", synthetic)
+    raised = daemon.wait_for_event("alert.raised", "after-reload").event
+    assert (raised["rule"], raised["raise_at"]) == ("evidence", 6.0)
+    assert daemon.stop() == 0
     daemon.check_events()
 
 

@@ -190,7 +190,7 @@ def test_a_served_call_shows_in_the_metrics_and_in_dfd_status(
 
     active_seen: list[float] = []
     pushing = threading.Thread(
-        target=push_call, args=(ingest["endpoint"], "+15551234567", synthetic_part(4.0))
+        target=push_call, args=(ingest["endpoint"], "+15551234567", synthetic_part(8.0))
     )
     pushing.start()
     while pushing.is_alive():

@@ -10,7 +10,6 @@ dev metrics as ``pair_threshold_sweep``.
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,12 @@ import numpy as np
 import structlog
 import torch
 
-from dfd.detectors.bundle import Calibration, Metrics, Thresholds, Training, Window, new_card
+from dfd.detectors.bundle import Metrics, Training, Window, new_card
 from dfd.detectors.bundle import write_bundle as write_bundle_folder
 from dfd.detectors.export import export_onnx
-from dfd.trainers.calibration import fit_logistic
+from dfd.trainers.calibration import card_calibration
 from dfd.trainers.config import TrainConfig
-from dfd.trainers.metrics import compute_eer, evaluate, threshold_at_far
+from dfd.trainers.metrics import evaluate
 from dfd.trainers.siamese_sweep import best_figures
 from dfd.trainers.train import TrainingRun
 
@@ -39,17 +38,13 @@ def bundle_run(
     overwrite: bool = False,
 ) -> Path:
     is_spoof = run.dev.is_spoof
-    fitted = fit_logistic(run.dev_raw, is_spoof)
-    if fitted.slope > 0:
-        calibration = Calibration(slope=fitted.slope, offset=fitted.offset, calibrated=True)
-    else:  # the model ranks dev backwards: keep it uncalibrated rather than flip it silently
-        log.warning("calibration slope not positive; bundle left uncalibrated", slope=fitted.slope)
-        calibration = Calibration()
-    log_odds = calibration.slope * run.dev_raw + calibration.offset  # spoof log-odds
-    bonafide_scores, spoof_scores = -log_odds[~is_spoof], -log_odds[is_spoof]
-    eer_threshold = compute_eer(bonafide_scores, spoof_scores)[1]
-    far_threshold = threshold_at_far(bonafide_scores, spoof_scores, far=0.01)
-    thresholds = Thresholds(eer=_probability(-eer_threshold), far_1pct=_probability(-far_threshold))
+    fitted = card_calibration(run.dev_raw, is_spoof)
+    if not fitted.calibration.calibrated:
+        # the model ranks dev backwards: keep it uncalibrated rather than flip it silently
+        log.warning(
+            "calibration slope not positive; bundle left uncalibrated", slope=fitted.fitted_slope
+        )
+    calibration, thresholds, log_odds = fitted.calibration, fitted.thresholds, fitted.spoof_log_odds
     labels = np.where(is_spoof, "spoof", "bonafide")
     attacks = np.array([trial.attack for trial in run.dev.trials])
     dev_metrics = evaluate(-log_odds, labels, {"attack": attacks})
@@ -94,10 +89,6 @@ def _provenance(config: TrainConfig) -> dict[str, Any]:
     if config.init_weights is not None:
         resolved["init_weights_sha256"] = _sha256(Path(config.init_weights))
     return resolved
-
-
-def _probability(log_odds: float) -> float:
-    return 1.0 / (1.0 + math.exp(-log_odds)) if log_odds > -700 else 0.0
 
 
 def _sha256(path: Path) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dfd.core.typed_config import build_dataclass
+from dfd.detectors.bundle import Calibration, Thresholds
 
 FloatArray = NDArray[np.float64]
 
@@ -201,3 +202,38 @@ def fit_logistic(
             cross_entropy=cross_entropy,
         ),
     )
+
+
+@dataclass(frozen=True)
+class CardCalibration:
+    """What a model card needs from a labelled set of raw outputs: the calibration (left
+    uncalibrated when the fit ranks the classes backwards: ``fitted_slope`` says so), the window
+    thresholds at the set's EER and at 1 % false alarms, and the spoof log-odds of each trial."""
+
+    calibration: Calibration
+    thresholds: Thresholds
+    spoof_log_odds: FloatArray
+    fitted_slope: float
+
+
+def card_calibration(raw: ArrayLike, is_spoof: ArrayLike) -> CardCalibration:
+    from dfd.trainers.metrics import compute_eer, threshold_at_far
+
+    raw_values = np.asarray(raw, dtype=np.float64)
+    labels = np.asarray(is_spoof)
+    fitted = fit_logistic(raw_values, labels)
+    if fitted.slope > 0:
+        calibration = Calibration(slope=fitted.slope, offset=fitted.offset, calibrated=True)
+    else:  # never flip a model silently
+        calibration = Calibration()
+    log_odds = calibration.slope * raw_values + calibration.offset
+    bonafide_scores, spoof_scores = -log_odds[~labels], -log_odds[labels]
+    eer_threshold = compute_eer(bonafide_scores, spoof_scores)[1]
+    far_threshold = threshold_at_far(bonafide_scores, spoof_scores, far=0.01)
+    thresholds = Thresholds(eer=probability(-eer_threshold), far_1pct=probability(-far_threshold))
+    return CardCalibration(calibration, thresholds, log_odds, fitted.slope)
+
+
+def probability(log_odds: float) -> float:
+    """``sigmoid(log_odds)``, exactly 0 far below."""
+    return 1.0 / (1.0 + math.exp(-log_odds)) if log_odds > -700 else 0.0

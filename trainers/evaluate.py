@@ -13,56 +13,48 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import structlog
 
-from dfd.detectors.bundle import load_bundle
+from dfd.detectors.bundle import Bundle, load_bundle
 from dfd.detectors.runtime import DetectorSession
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.batcher import FrontendBank
 from dfd.dsp.extract import frame_channel, repeat_to_window
 from dfd.dsp.framer import WindowGeometry
-from dfd.trainers.datasets import read_dataset
+from dfd.trainers.datasets import Trial, read_dataset
 from dfd.trainers.metrics import binary_report, evaluate
 from dfd.trainers.plots import write_plots
 
 log = structlog.get_logger("dfd.eval")
 
 
-def evaluate_bundle(
-    bundle_dir: Path,
-    protocol: Path,
-    out: Path,
+def utterance_means(
+    bundle: Bundle,
+    trials: Sequence[Trial],
+    per_window: Callable[[DetectorSession, np.ndarray], np.ndarray],
     device: str = "auto",
     batch_size: int = 64,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    bundle = load_bundle(bundle_dir)
+) -> np.ndarray:
+    """Each trial's mean over its windows (the bundle's own window and hop) of ``per_window``,
+    which maps a batch of features to one value per window through the session."""
     card = bundle.card
     session = DetectorSession(bundle, device=device)
     bank = FrontendBank(device)
     spec = bundle.frontend_spec
     geometry = WindowGeometry(card.window.sample_rate, card.window.window_s, card.window.hop_s)
-    official = not card.calibration.calibrated and card.output.bonafide_index is not None
-    trials = read_dataset(protocol)
-
     owners: list[int] = []
     windows: list[np.ndarray] = []
-    window_scores: list[np.ndarray] = []
+    values: list[np.ndarray] = []
 
     def flush() -> None:
         features = bank.compute(np.stack(windows), [spec])[spec].cpu().numpy()
-        if official:
-            window_scores.append(bundle.official_score(session.outputs(features)))
-        else:
-            spoof_log_odds = (
-                card.calibration.slope * session.raw(features) + card.calibration.offset
-            )
-            window_scores.append(-spoof_log_odds)
+        values.append(np.asarray(per_window(session, features), dtype=np.float64))
         windows.clear()
 
     for index, trial in enumerate(trials):
@@ -76,8 +68,30 @@ def evaluate_bundle(
             progress(index + 1, len(trials))
     if windows:
         flush()
-    per_window = np.concatenate(window_scores).astype(np.float64)
-    scores = np.bincount(owners, per_window, len(trials)) / np.bincount(owners, None, len(trials))
+    per_window_values = np.concatenate(values)
+    counts = np.bincount(owners, None, len(trials))
+    return np.asarray(np.bincount(owners, per_window_values, len(trials)) / counts)
+
+
+def evaluate_bundle(
+    bundle_dir: Path,
+    protocol: Path,
+    out: Path,
+    device: str = "auto",
+    batch_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    bundle = load_bundle(bundle_dir)
+    card = bundle.card
+    official = not card.calibration.calibrated and card.output.bonafide_index is not None
+    trials = read_dataset(protocol)
+
+    def bonafide_score(session: DetectorSession, features: np.ndarray) -> np.ndarray:
+        if official:
+            return bundle.official_score(session.outputs(features))
+        return -(card.calibration.slope * session.raw(features) + card.calibration.offset)
+
+    scores = utterance_means(bundle, trials, bonafide_score, device, batch_size, progress)
 
     labels = np.array([t.label for t in trials])
     attacks = np.array([t.attack for t in trials])
