@@ -109,6 +109,11 @@ class TrainConfig:
     # validation EER; batch-norm statistics averaged too) instead of the best epoch alone. Every
     # epoch's weights are kept in ``epoch-NNN.pt`` for it.
     average_checkpoints: int = 1
+    # Sharpness-aware minimisation (dfd.trainers.sharpness): the radius of the neighbourhood
+    # whose worst loss is minimised; 0 turns it off. sam_adaptive: ASAM, the radius scaled by
+    # each weight's size (use a larger rho, e.g. 0.5). Each step costs two passes.
+    sam_rho: float = 0.0
+    sam_adaptive: bool = False
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     loss: dict[str, Any] = dataclasses.field(default_factory=dict)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
@@ -130,6 +135,8 @@ class TrainConfig:
             )
         if self.batch_size < 2:
             raise ConfigError("batch_size must be at least 2 (batches hold both classes)")
+        if not 0.0 <= self.sam_rho < 10.0:
+            raise ConfigError(f"sam_rho must lie in [0, 10), got {self.sam_rho}")
         if self.average_checkpoints < 1:
             raise ConfigError(
                 f"average_checkpoints must be at least 1, got {self.average_checkpoints}"

@@ -41,6 +41,7 @@ from dfd.trainers.config import TrainConfig
 from dfd.trainers.datasets import Trial, read_dataset
 from dfd.trainers.losses import build_loss
 from dfd.trainers.metrics import compute_eer
+from dfd.trainers.sharpness import sam_gradients
 from dfd.trainers.siamese_sweep import best_figures, pair_threshold_sweep
 from dfd.trainers.split import stratified_split
 
@@ -183,12 +184,19 @@ def train(
         losses = []
         for step in range(steps_per_epoch):
             windows, is_spoof = _training_batch(train_set, config, geometry, rng)
-            features = frontend(torch.from_numpy(windows).to(device))
-            loss = _loss(
-                entry, model, loss_function, features, torch.from_numpy(is_spoof).to(device)
-            )
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
+            batch, labels = torch.from_numpy(windows).to(device), torch.from_numpy(is_spoof)
+
+            def batch_loss(
+                batch: torch.Tensor = batch, labels: torch.Tensor = labels
+            ) -> torch.Tensor:
+                return _loss(entry, model, loss_function, frontend(batch), labels.to(device))
+
+            if config.sam_rho > 0:  # the gradient at the worst nearby weights
+                loss = sam_gradients(model, batch_loss, config.sam_rho, config.sam_adaptive)
+            else:
+                loss = batch_loss()
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimiser.step()
             scheduler.step()
