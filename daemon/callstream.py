@@ -127,9 +127,10 @@ class CallStream:
             self._pending(w.start, w.samples, w.end, arrived) for w in self._framer.push(resampled)
         ]
 
-    def finish(self, reason: str, arrived: float) -> list[PendingWindow]:
+    def finish(self, reason: str, arrived: float, min_stream_s: float = 0.0) -> list[PendingWindow]:
         """End of the stream: the windows still to come, including one over the uncovered tail
-        (the last full window's worth of audio, or the whole call repeated if it is shorter)."""
+        (the last full window's worth of audio, or the whole call repeated if it is shorter),
+        except for a stream shorter than ``min_stream_s``, which gets no window at all."""
         self.ending, self.end_reason = True, reason
         windows = self._release(arrived) if self._held else []
         windows += [
@@ -137,7 +138,7 @@ class CallStream:
             for w in self._framer.push(self._resampler.finish())
         ]
         tail = self._framer.finish()
-        if tail is not None:
+        if tail is not None and self.duration_s >= min_stream_s:
             end = tail.start + tail.valid_samples
             length = self.geometry.window_samples
             previous_end = self._last_window_start + length

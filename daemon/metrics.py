@@ -40,7 +40,12 @@ log = structlog.get_logger(__name__)
 # (8 windows of 0.5 s per call: about 4 s).
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
 # reason label -> SourceCounters field
-CAPTURE_DROP_REASONS = {"malformed": "malformed", "late": "late", "duplicate": "duplicates"}
+CAPTURE_DROP_REASONS = {
+    "malformed": "malformed",
+    "late": "late",
+    "duplicate": "duplicates",
+    "refused": "refused",
+}
 
 
 def batch_size_buckets(batch_size: int) -> list[float]:

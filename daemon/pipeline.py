@@ -190,7 +190,7 @@ class Pipeline:
         stream = self._streams.pop(key, None)
         if stream is None:
             return
-        self._enqueue(stream.finish(reason, arrived))
+        self._enqueue(stream.finish(reason, arrived, self.settings.min_stream_s))
         self._ending.append(stream)
         self._settle_ended()
 
@@ -212,6 +212,12 @@ class Pipeline:
             stream.queued += 1
             if self.shed_windows and stream.queued > self.settings.max_queued_windows_per_stream:
                 self._shed_oldest(stream)
+            elif self.shed_windows and len(self._queue) > self.settings.max_queued_windows:
+                self._shed_oldest(self._least_established())
+
+    def _least_established(self) -> CallStream:
+        """The queued stream with the least audio so far (the newest, under a flood)."""
+        return min((w.stream for w in self._queue), key=lambda s: s.samples_received)
 
     def _shed_oldest(self, stream: CallStream) -> None:
         oldest = next(w for w in self._queue if w.stream is stream)

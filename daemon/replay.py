@@ -332,7 +332,10 @@ def audit_pipeline(
 ) -> tuple[Pipeline, ReplayRecorder]:
     """The pipeline an audit runs (every window scored, none shed) and its event recorder."""
     recorder = ReplayRecorder(forward)
-    audit = dataclasses.replace(settings.pipeline, score_silence=True, batch_size=32)
+    # an audit judges whatever audio a file has, however short
+    audit = dataclasses.replace(
+        settings.pipeline, score_silence=True, batch_size=32, min_stream_s=0.0
+    )
     pipeline = Pipeline(
         models,
         scorer,

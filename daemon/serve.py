@@ -287,10 +287,12 @@ class Daemon:
         return event
 
     def _overloaded(self) -> bool:
+        """Work was dropped since the last status, or the window queue is over half full."""
         shed = self.pipeline.counters.windows_shed + self.counters.intake_dropped
         overloaded = shed > self._shed_at_status
         self._shed_at_status = shed
-        return overloaded
+        deep = self.pipeline.queued_windows > self.settings.pipeline.max_queued_windows // 2
+        return overloaded or deep
 
     def reload(self) -> bool:
         """Read the settings file again for ``[models]`` and ``[decision]``, load the models
@@ -382,6 +384,7 @@ def build_sources(settings: Settings) -> list[Source]:
                     idle_timeout_s=serve.idle_timeout_s,
                     payload_formats=payloads,
                     rtcp_port=rtcp_port,
+                    limits=serve.stream_limits,
                 )
             )
     if serve.pcm:
@@ -394,6 +397,7 @@ def build_sources(settings: Settings) -> list[Source]:
                 sample_rate=serve.pcm_rate,
                 idle_timeout_s=serve.idle_timeout_s,
                 curve=curve,
+                limits=serve.stream_limits,
             )
             for endpoint in serve.pcm
         ]

@@ -6,6 +6,7 @@ value is refused naming the key and where it was set: the file and line, or the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Literal
 
 from dfd.core.layered_config import Resolved, resolve, to_toml
 from dfd.core.typed_config import ConfigError
+from dfd.daemon.capture.admission import StreamLimits
 from dfd.daemon.decisions import DecisionPolicy
 from dfd.daemon.logs import LEVELS, LogFormat
 from dfd.daemon.speech import SpeechGate
@@ -61,6 +63,11 @@ class PipelineSettings:
     batch_size: int = 16
     max_batch_delay_s: float = 0.0  # 0: dispatch when a worker is free; batches form under load
     max_queued_windows_per_stream: int = 8
+    # All streams together; beyond it the least-established stream (least audio so far) sheds
+    # first, so a flood of new streams cannot push out the windows of calls under way.
+    max_queued_windows: int = 2000
+    # A stream that ends with less audio than this gets no window (a one-packet stream is noise).
+    min_stream_s: float = 0.5
     score_silence: bool = False
 
     def __post_init__(self) -> None:
@@ -68,8 +75,12 @@ class PipelineSettings:
             raise ConfigError(f"pipeline.batch_size must be at least 1, got {self.batch_size}")
         if self.max_batch_delay_s < 0:
             raise ConfigError("pipeline.max_batch_delay_s must not be negative")
-        if self.max_queued_windows_per_stream < 1:
-            raise ConfigError("pipeline.max_queued_windows_per_stream must be at least 1")
+        if self.max_queued_windows_per_stream < 1 or self.max_queued_windows < 1:
+            raise ConfigError(
+                "pipeline.max_queued_windows_per_stream and max_queued_windows must be at least 1"
+            )
+        if not 0.0 <= self.min_stream_s < math.inf:
+            raise ConfigError("pipeline.min_stream_s must be at least 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +177,8 @@ class ServeSettings:
     rtp: tuple[str, ...] = ()  # HOST:PORT to receive RTP on
     # Dynamic RTP payload types, as in an SDP rtpmap: "PT=ENCODING/RATE[/CHANNELS]", e.g.
     # "97=L16/16000" (what ffmpeg -c:a pcm_s16be -ar 16000 -f rtp sends). Encodings: PCMU, PCMA,
-    # L16, CN, telephone-event. The static types 0, 8, 10, 11 and 13 are always known.
+    # L16, CN, telephone-event. The static types 0, 8 and 13 are always known; the static L16
+    # 44.1 kHz types only when mapped here ("10=L16/44100/2", "11=L16/44100").
     rtp_payloads: tuple[str, ...] = ()
     rtp_rtcp: bool = True  # also read RTCP (BYE) on each RTP port + 1, besides rtcp-mux
     pcm: tuple[str, ...] = ()  # ZeroMQ PULL endpoints for pushed PCM
@@ -183,6 +195,12 @@ class ServeSettings:
     intake_queue: int = (
         20_000  # capture events waiting for the pipeline; beyond, counted and dropped
     )
+    # Stream limits, per capture source (RTP: per sender host; PCM ingest: per endpoint). New
+    # streams beyond them are refused and their packets counted (refused) and dropped.
+    max_streams: int = 1000  # streams open at once
+    max_streams_per_sender: int = 200
+    new_streams_per_s: float = 20.0  # new streams a sender may open per second, sustained ...
+    new_streams_burst: int = 50  # ... and at once
     publish_scores: bool = False  # per-window scores on the `score` topic
     allow_remote_endpoints: bool = False  # bind to other hosts than localhost
     metrics: str = "127.0.0.1:9464"  # Prometheus endpoint, HOST:PORT; "" turns it off
@@ -205,6 +223,13 @@ class ServeSettings:
             raise ConfigError("serve.pcm_rate and serve.idle_timeout_s must be positive")
         if self.intake_queue < 1:
             raise ConfigError("serve.intake_queue must be at least 1")
+        if min(self.max_streams, self.max_streams_per_sender, self.new_streams_burst) < 1 or not (
+            0 < self.new_streams_per_s < math.inf
+        ):
+            raise ConfigError(
+                "serve.max_streams, max_streams_per_sender, new_streams_per_s and "
+                "new_streams_burst must be positive"
+            )
         if self.metrics:
             _, colon, port = self.metrics.rpartition(":")
             if not colon or not (port.isascii() and port.isdigit()) or int(port) > 65_535:
@@ -217,6 +242,15 @@ class ServeSettings:
         endpoints = [self.pub, *self.rtp, *self.pcm] + ([self.metrics] if self.metrics else [])
         for endpoint in endpoints:
             check_local_endpoint(endpoint, self.allow_remote_endpoints, "serve")
+
+    @property
+    def stream_limits(self) -> StreamLimits:
+        return StreamLimits(
+            self.max_streams,
+            self.max_streams_per_sender,
+            self.new_streams_per_s,
+            self.new_streams_burst,
+        )
 
     def journal_path(self) -> Path:
         folder = self.state_directory or os.environ.get("STATE_DIRECTORY", "").split(":")[0]

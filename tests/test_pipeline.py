@@ -7,6 +7,7 @@ default model are tested on real audio."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import math
@@ -467,6 +468,41 @@ def test_a_stream_over_its_queue_bound_sheds_its_oldest_windows(wave_models: Mod
         assert [ended[key] for key in fates] == [2, 0, 3, 0]
     assert pipeline.counters.windows_scored == 4
     assert pipeline.counters.windows == 10
+
+
+def test_a_flood_of_new_streams_sheds_its_own_windows_not_those_of_a_call_under_way(
+    wave_models: ModelSet,
+) -> None:
+    """The global bound: a call talking for 10 s, then 40 new streams of 2 s each, while
+    nothing can be scored. The new streams shed first; the call keeps its queued windows."""
+    scorer = ScriptedScorer(slots=0)
+    pipeline, recorder = make_pipeline(
+        wave_models, scorer, max_queued_windows=12, max_queued_windows_per_stream=8
+    )
+    feed(pipeline, noise_at(LOUD_DBFS, 10.0), call_id="established", end=False)
+    assert pipeline.queued_windows == 8  # its own bound: 17 windows cut, 9 shed
+    for number in range(40):
+        feed(pipeline, noise_at(LOUD_DBFS, 2.0, seed=number), call_id=f"flood-{number}")
+    assert pipeline.queued_windows == 12
+    queued = collections.Counter(w.stream.call_id for w in pipeline._queue)
+    assert queued["established"] == 8  # none of its windows went for the flood
+    scorer.slots = 10
+    pipeline.end_all("bye")
+    pipeline.drain()
+    ended = {e["call_id"]: e for e in of_topic(recorder, "call.ended")}
+    assert ended["established"]["windows_shed"] == 9
+    assert sum(e["windows_shed"] for k, e in ended.items() if k != "established") >= 36
+
+
+def test_a_stream_shorter_than_min_stream_s_gets_no_window(wave_models: ModelSet) -> None:
+    pipeline, recorder = make_pipeline(wave_models, ScriptedScorer(), min_stream_s=0.5)
+    feed(pipeline, noise_at(LOUD_DBFS, 0.02), call_id="one-packet")
+    feed(pipeline, noise_at(LOUD_DBFS, 0.6), call_id="short")
+    pipeline.drain()
+    ended = {e["call_id"]: e for e in of_topic(recorder, "call.ended")}
+    assert (ended["one-packet"]["windows"], ended["one-packet"]["verdict"]) == (0, "no speech")
+    assert ended["short"]["windows"] == 1
+    assert pipeline.idle
 
 
 def test_lost_batches_are_counted_and_their_windows_left_unscored(

@@ -56,6 +56,7 @@ class SourceCounters:
     lost: int = 0  # packets or frames never received (filled with silence); device overflows
     late: int = 0  # packets or frames that came after their place was played out: dropped
     duplicates: int = 0  # packets or frames received a second time: dropped
+    refused: int = 0  # packets or frames of new streams over the stream limits: dropped
     streams_started: int = 0
     streams_ended: int = 0
 

@@ -45,6 +45,12 @@ import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
+from dfd.daemon.capture.admission import (
+    REFUSAL_WARNING_S,
+    RateLimitedWarning,
+    StreamAdmission,
+    StreamLimits,
+)
 from dfd.daemon.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
 from dfd.daemon.keys import CurveServer
 
@@ -124,8 +130,14 @@ class PcmIngestSource(Source):
         idle_timeout_s: float = 5.0,
         max_fill_s: float = 5.0,
         curve: CurveServer | None = None,
+        limits: StreamLimits | None = None,
     ) -> None:
         super().__init__()
+        limits = limits or StreamLimits()
+        self.admission = StreamAdmission(
+            limits.max_streams, limits.max_per_sender, limits.new_per_s, limits.burst
+        )
+        self._refusals = RateLimitedWarning("pcm_stream_refused", REFUSAL_WARNING_S)
         if sample_rate <= 0 or idle_timeout_s <= 0 or max_fill_s < 0:
             raise ValueError("sample_rate and idle_timeout_s must be positive, max_fill_s >= 0")
         self.endpoint = endpoint
@@ -227,6 +239,13 @@ class PcmIngestSource(Source):
                 return
             if frame.is_end:
                 return  # the end of a stream that sent nothing
+            # PULL does not say which connection a message came on: the limits are the
+            # endpoint's, as one sender
+            refusal = self.admission.admit(self.endpoint, now)
+            if refusal is not None:
+                self.counters.refused += 1
+                self._refusals.warn(now, refusal=refusal, call_id=frame.call_id)
+                return
             stream = _Stream(next_seq=frame.seq, last_frames=0, last_arrival=now)
             self._streams[key] = stream
             self.counters.streams_started += 1
@@ -279,6 +298,7 @@ class PcmIngestSource(Source):
 
     def _end(self, key: StreamKey, reason: str) -> None:
         del self._streams[key]
+        self.admission.closed(self.endpoint)
         call_id, channel = key
         log.info("pcm_stream_ended", call_id=call_id, channel=channel, reason=reason)
         assert self._sink is not None

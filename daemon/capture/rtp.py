@@ -4,9 +4,12 @@ Three layers, each usable alone:
 
 - ``parse_rtp`` turns a datagram into an ``RtpPacket`` (CSRC list and header extension skipped,
   padding removed) and ``decode_payload`` turns its payload into samples: PCMU (PT 0), PCMA
-  (PT 8), L16 (PT 10: 44.1 kHz stereo, PT 11: 44.1 kHz mono, RFC 3551) and comfort noise (PT 13),
-  plus the dynamic payload types given in ``payload_formats`` (``{96: PayloadFormat("L16",
-  16000, 1)}``). Anything else raises ``MalformedPacket``.
+  (PT 8) and comfort noise (PT 13), plus the payload types given in ``payload_formats``
+  (``{96: PayloadFormat("L16", 16000, 1)}``; the static L16 types 10 and 11, 44.1 kHz, only when
+  mapped there). Anything else raises ``MalformedPacket``.
+- ``RtpSource`` admits new streams within limits (``dfd.daemon.capture.admission``: streams
+  open, streams per sender host, new streams per second per host), so a flood of SSRCs cannot
+  grow its state without bound.
 - ``RtpStream`` is the jitter buffer of one SSRC, without sockets: it puts packets back in
   order, drops duplicates and packets that come after their place was played out, and fills
   lost packets and silence-suppressed stretches with silence whose length comes from the RTP
@@ -46,6 +49,12 @@ from typing import NamedTuple
 import numpy as np
 import structlog
 
+from dfd.daemon.capture.admission import (
+    REFUSAL_WARNING_S,
+    RateLimitedWarning,
+    StreamAdmission,
+    StreamLimits,
+)
 from dfd.daemon.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
 from dfd.dsp.g711 import alaw_to_linear, ulaw_to_linear
 
@@ -86,11 +95,13 @@ class PayloadFormat(NamedTuple):
 # Comfort noise and DTMF events carry no samples but still take a sequence number.
 AUDIO_ENCODINGS = frozenset({"PCMU", "PCMA", "L16"})
 ENCODINGS = AUDIO_ENCODINGS | {"CN", "telephone-event"}
+# Known without configuration. The static L16 types (10: 44.1 kHz stereo, 11: 44.1 kHz mono;
+# RFC 3551) are not: telephony never sends them, and each stream of them costs a 44.1 kHz
+# resampler, which a flood of one-packet streams would multiply. Map them in ``payload_formats``
+# ("11=L16/44100") to accept them.
 STATIC_PAYLOAD_FORMATS: dict[int, PayloadFormat] = {
     0: PayloadFormat("PCMU", 8000, 1),
     8: PayloadFormat("PCMA", 8000, 1),
-    10: PayloadFormat("L16", 44100, 2),
-    11: PayloadFormat("L16", 44100, 1),
     13: PayloadFormat("CN", 8000, 1),
 }
 
@@ -365,6 +376,7 @@ class RtpSource(Source):
     TICK_S = 0.05  # socket wait: bounds how long stop() and timeouts take to be noticed
     ENDED_MEMORY_S = 3600.0  # how long an ended stream is remembered (for its call id's #n)
     UNKNOWN_PAYLOADS_REMEMBERED = 1024  # streams warned about an unknown payload type
+    ENDED_REMEMBERED = 10_000  # ended streams remembered at most
 
     def __init__(
         self,
@@ -379,8 +391,13 @@ class RtpSource(Source):
         rtcp_port: int | None = None,
         ssrc_change_ends_stream: bool = False,
         receive_buffer_bytes: int = 4 << 20,
+        limits: StreamLimits | None = None,
     ) -> None:
         super().__init__()
+        limits = limits or StreamLimits()
+        self.admission = StreamAdmission(
+            limits.max_streams, limits.max_per_sender, limits.new_per_s, limits.burst
+        )
         self.formats = dict(STATIC_PAYLOAD_FORMATS)
         for payload_type, spec in (payload_formats or {}).items():
             payload_format = PayloadFormat(*spec)
@@ -403,6 +420,7 @@ class RtpSource(Source):
         self._by_sender: dict[Address, StreamKey] = {}
         self._ended: dict[StreamKey, _Ended] = {}
         self._unknown_payloads: set[tuple[StreamKey, int]] = set()
+        self._refusals = RateLimitedWarning("rtp_stream_refused", REFUSAL_WARNING_S)
         self._sockets: list[socket.socket] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -570,6 +588,11 @@ class RtpSource(Source):
             return None
         if self.ssrc_change_ends_stream and sender in self._by_sender:
             self._end(self._calls[self._by_sender[sender]], "ssrc-change", now)
+        refusal = self.admission.admit(sender[0], now)  # limits per host: ports are free to vary
+        if refusal is not None:
+            self.counters.refused += 1
+            self._refusals.warn(now, refusal=refusal, sender=sender[0], ssrc=ssrc)
+            return None
         generation = 1 if ended is None else ended.generation + 1
         host = f"[{sender[0]}]" if ":" in sender[0] else sender[0]
         call_id = f"rtp-{ssrc:08x}@{host}:{sender[1]}"
@@ -599,9 +622,12 @@ class RtpSource(Source):
     def _end(self, call: _Call, reason: str, now: float) -> None:
         self._emit(call, call.stream.flush())
         del self._calls[call.key]
+        self.admission.closed(call.key[1][0])
         if self._by_sender.get(call.key[1]) == call.key:
             del self._by_sender[call.key[1]]
         self._ended[call.key] = _Ended(now, call.generation, reason)  # in order of ending
+        while len(self._ended) > self.ENDED_REMEMBERED:  # a flood of one-packet SSRCs
+            del self._ended[next(iter(self._ended))]
         stats = call.stream.stats
         log.info(
             "rtp_stream_ended", call_id=call.call_id, reason=reason, **dataclasses.asdict(stats)
