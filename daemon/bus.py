@@ -81,6 +81,13 @@ class AlertJournal:
         self.path = Path(path)
         self.fsync_interval_s = fsync_interval_s
         self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)  # ~/.local/state/dfd
+        folder = os.stat(self.path.parent)
+        if folder.st_mode & stat.S_IWOTH:
+            # anyone could swap the journal for a link or a file of their own between runs
+            raise JournalError(
+                f"{self.path.parent}: the state directory is writable by every user; give the "
+                "daemon a directory of its own (mode 0750)"
+            )
         created = not self.path.exists()
         # Never through a symbolic link (whatever it points at would be appended to, or cut at
         # a "torn line"), and never a FIFO or device: only a regular file is a journal.
@@ -106,6 +113,7 @@ class AlertJournal:
             complete_end, last_line = _scan_tail(self._fd, self.path)
             size = os.fstat(self._fd).st_size
             if complete_end < size:
+                _check_torn_line(self._fd, complete_end, size, self.path)
                 log.warning(
                     "alert journal ends with a torn line; cutting it off",
                     path=str(self.path),
@@ -427,6 +435,21 @@ def utc_timestamp(now: float | None = None) -> str:
     """UTC ISO-8601 with milliseconds and ``Z``: ``2025-01-31T12:03:04.120Z``."""
     moment = datetime.datetime.fromtimestamp(time.time() if now is None else now, tz=datetime.UTC)
     return moment.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
+def _check_torn_line(fd: int, start: int, size: int, path: Path) -> None:
+    """Refuse to cut off the tail of a file that is not a journal: one whose only bytes are that
+    tail (no complete event line before it) and which neither starts like an event line (``{"``)
+    nor is zeros (what a power cut can leave)."""
+    if start > 0:
+        return  # complete event lines before it: a journal with a torn last line
+    head = os.pread(fd, min(size, 4096), 0)
+    if head.startswith(b'{"') or not head.strip(b"\0"):
+        return
+    raise JournalError(
+        f"{path}: holds {size} bytes that are not dfd events; not a dfd alert journal, left as "
+        "it is (give the daemon a journal path of its own)"
+    )
 
 
 def _encode(event: dict[str, Any]) -> bytes:

@@ -401,8 +401,8 @@ def models_show(bundle: Path) -> None:
 
     try:
         loaded = load_bundle(resolve_bundle_path(bundle))
-    except BundleError as error:
-        raise click.ClickException(str(error)) from error
+    except BundleError as error:  # exit 2: a bad bundle, as replay and serve say it
+        raise _UnusableSettings(str(error)) from error
     card = loaded.card
     window, output, calibration = card.window, card.output, card.calibration
     spoof = "" if output.spoof_index is None else f", spoof index {output.spoof_index}"
@@ -832,7 +832,8 @@ def replay(
 
 
 class _UnusableSettings(click.ClickException):
-    """Settings that cannot work: exit status 2, which the systemd unit does not restart on."""
+    """Settings (or a bundle) that cannot work: exit status 2, which the systemd unit does not
+    restart on."""
 
     exit_code = 2
 
@@ -877,9 +878,9 @@ def serve(
             list(bundles) or None,
             settings_path=click.get_current_context().meta.get(CONFIG_PATH),
         )
-    except ConfigError as error:  # e.g. a CURVE key file that cannot be used
-        raise _UnusableSettings(str(error)) from error
-    except (BundleError, BusError, JournalError, OSError, ValueError) as error:
+    except (ConfigError, BundleError) as error:  # a CURVE key file, a bundle that cannot be used
+        raise _UnusableSettings(str(error)) from error  # exit 2: no restart loop under systemd
+    except (BusError, JournalError, OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     daemon.install_signal_handlers()
     daemon.run()

@@ -28,6 +28,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.z85 import Z85CHARS
 
+from dfd.core.safe_files import UnsafeFileError, read_regular_file
 from dfd.core.typed_config import ConfigError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ PUBLIC_SUFFIX: Final = ".key"
 SECRET_SUFFIX: Final = ".key_secret"
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _Z85_KEY_LENGTH = 40  # a 32-byte CURVE key, Z85-encoded
+MAX_KEY_FILE_BYTES = 64 << 10  # a certificate is a few hundred bytes
 
 _PUBLIC_BANNER = """\
 #   ****  Generated on {now} by dfd  ****
@@ -256,8 +258,10 @@ def _write_atomically(path: Path, text: str, mode: int) -> None:
 
 def _read_certificate(path: Path) -> dict[str, bytes]:
     """The ``public-key`` and ``secret-key`` lines of a certificate, each checked to be Z85."""
-    try:
-        data = path.read_bytes()
+    try:  # a regular file (its target, for a link) of a few hundred bytes: never a FIFO
+        data = read_regular_file(path, MAX_KEY_FILE_BYTES, follow_symlinks=True)
+    except UnsafeFileError as error:
+        raise KeyFileError(str(error)) from error
     except OSError as error:
         raise KeyFileError(f"{path}: cannot read it ({error.strerror})") from error
     keys: dict[str, bytes] = {}

@@ -51,6 +51,7 @@ from dfd.detectors.bundle import (
 )
 
 MAX_SIGNATURE_BYTES = 64 << 10  # a signature is a few hundred bytes
+MAX_KEY_FILE_BYTES = 64 << 10  # a PEM key is a few hundred bytes
 
 SIGNATURE_FORMAT: Final = "dfd-signature/1"
 ALGORITHM: Final = "ed25519"
@@ -139,8 +140,10 @@ def load_secret_key(path: str | Path) -> Ed25519PrivateKey:
 
 
 def _read_key_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
+    try:  # a regular file (its target, for a link) of a few hundred bytes: never a FIFO
+        return read_regular_file(path, MAX_KEY_FILE_BYTES, follow_symlinks=True)
+    except UnsafeFileError as error:
+        raise KeyFileError(str(error)) from error
     except FileNotFoundError as error:
         raise KeyFileError(f"{path}: no such key file") from error
     except OSError as error:

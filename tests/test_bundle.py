@@ -358,7 +358,7 @@ def test_models_show_prints_a_verified_card_and_fails_on_a_tampered_bundle(
 
     edit_card(copy, lambda card: card.update(family="aasist"))
     bad = dfd("models", "show", str(copy))
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a bad bundle: exit 2, as in replay and serve
     assert bad.stdout == ""
     assert bad.stderr.startswith(f"Error: {copy}: metadata mismatch")
 

@@ -864,3 +864,24 @@ def test_a_failing_journal_sync_is_counted_and_the_events_keep_flowing(tmp_path:
         assert [entry["event"] for entry in logs] == ["alert journal sync failed"]
         bus.publish("alert.cleared", body_of("alert.cleared"))  # the journal works again
     assert [event["seq"] for event in AlertJournal.read(tmp_path / "alerts.jsonl")] == [1, 3]
+
+
+def test_a_file_that_is_not_a_journal_is_never_cut(tmp_path: Path) -> None:
+    """A journal path pointed at some other file (no newline in it): refused, not truncated."""
+    path = tmp_path / "alerts.jsonl"
+    path.write_bytes(b"# somebody's notes, no newline at the end")
+    with pytest.raises(JournalError, match="not a dfd alert journal"):
+        AlertJournal(path)
+    assert path.read_bytes() == b"# somebody's notes, no newline at the end"
+
+
+def test_a_state_directory_writable_by_everyone_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    folder.chmod(0o777)
+    with pytest.raises(JournalError, match="writable by every user"):
+        AlertJournal(folder / "alerts.jsonl")
+    assert not (folder / "alerts.jsonl").exists()
+    folder.chmod(0o750)
+    with AlertJournal(folder / "alerts.jsonl") as journal:
+        assert journal.tail_seq == 0

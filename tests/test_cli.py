@@ -184,3 +184,17 @@ def test_serve_with_an_unknown_input_device_is_one_line_and_exit_2() -> None:
     assert "no input device 'no-such-device-xyz'" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_serve_with_a_bundle_it_cannot_load_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A bad bundle will not mend itself: exit 2, which the unit does not restart on."""
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    (folder / "model_card.json").write_text('{"format": "dfd-bundle/1", "family": 1e99999}')
+    for bundle in (tmp_path / "nowhere", folder):
+        result = dfd("--log-level", "warning", "serve", "--model", str(bundle))
+        assert result.returncode == 2, result.stderr
+        assert str(bundle) in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        shown = dfd("models", "show", str(bundle))
+        assert shown.returncode == 2 and "Traceback" not in shown.stderr

@@ -595,3 +595,22 @@ def test_nothing_in_the_source_tree_unpickles() -> None:
         if (problems := unpickling_in(path.read_text(encoding="utf-8")))
     }
     assert found == {}
+
+
+def test_key_files_must_be_small_regular_files(tmp_path: Path) -> None:
+    """A FIFO would block the daemon at start; a huge file would be read whole."""
+    import os
+
+    from dfd.daemon.keys import KeyFileError as CertificateError
+    from dfd.daemon.keys import load_key_pair
+    from dfd.detectors.signing import KeyFileError, load_public_key
+
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.pub"
+    huge.write_bytes(b"#" * (1 << 20))
+    for path in (fifo, huge):
+        with pytest.raises(KeyFileError, match=r"not a regular file|more than"):
+            load_public_key(path)
+        with pytest.raises(CertificateError, match=r"not a regular file|more than"):
+            load_key_pair(path)
