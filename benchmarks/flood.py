@@ -3,12 +3,14 @@
 ``dfd serve`` receives RTP on 127.0.0.1 (PCMU, as a call centre's SBC forks it). ffmpeg sends the
 demo call (human, then a synthetic voice from 8.9 s) at real-time pace; one second in, another
 process floods the same port with ``--ssrcs`` one-packet streams (PCMU, distinct SSRCs and
-ports: 0.1 s of sending) and ``--l16`` one-packet streams of the static L16 44.1 kHz payload type.
-Measured: when the real call's alert comes (from the start of the call), what the daemon's
-``call.ended`` and counters say, and the daemon's memory (VmRSS from /proc) before the flood, at
-the end of the call and 10 s later.
+ports) and ``--l16`` one-packet streams of the static L16 44.1 kHz payload type, then pushes
+``--call-ids`` call ids with one message each to the daemon's PCM ingest. Measured: when the
+real call's alert comes (from the start of the call), its verdict, the daemon's counters, and
+its memory (VmRSS from /proc) before the flood, at the end of the call and 10 s later. Run once
+with the default limits and once with them lifted, as the daemon was before them.
 
-    python benchmarks/flood.py [--ssrcs 5000] [--l16 1000] [--out docs/flood.md]
+    python benchmarks/flood.py [--ssrcs 5000] [--l16 1000] [--call-ids 5000] \\
+        [--out docs/flood.md]
 """
 
 from __future__ import annotations
@@ -76,7 +78,18 @@ min_stream_s = 0.0
 """
 
 
-def run(ffmpeg: str, ssrcs: int, l16: int, extra: str) -> dict[str, str]:
+def pcm_flood(endpoint: str, call_ids: int) -> None:
+    """One message for each of ``call_ids`` call ids over the PCM ingest."""
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.connect(endpoint)
+    for number in range(call_ids):
+        push.send_multipart([f"flood-{number}".encode(), b"0", b"0", bytes(640)])
+    push.close(linger=5000)
+    context.term()
+
+
+def run(ffmpeg: str, ssrcs: int, l16: int, call_ids: int, extra: str) -> dict[str, str]:
     """One daemon, one call, one flood: the figures of the table."""
     folder = Path(tempfile.mkdtemp(prefix="dfd-flood-"))
     config = folder / "dfd.toml"
@@ -86,8 +99,20 @@ def run(ffmpeg: str, ssrcs: int, l16: int, extra: str) -> dict[str, str]:
         encoding="utf-8",
     )
     port, pub = free_port(), f"tcp://127.0.0.1:{free_port()}"
+    pcm = f"tcp://127.0.0.1:{free_port()}"
     daemon = subprocess.Popen(
-        [DFD, "--config", str(config), "serve", "--rtp", f"127.0.0.1:{port}", "--pub", pub],
+        [
+            DFD,
+            "--config",
+            str(config),
+            "serve",
+            "--rtp",
+            f"127.0.0.1:{port}",
+            "--pub",
+            pub,
+            "--pcm",
+            pcm,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -131,6 +156,7 @@ def run(ffmpeg: str, ssrcs: int, l16: int, extra: str) -> dict[str, str]:
     )  # fmt: skip
     time.sleep(1.0)
     flood_s = flood(port, ssrcs, l16)
+    pcm_flood(pcm, call_ids)
     sender.wait()
     call_s = time.monotonic() - call_started
     time.sleep(7.0)  # the idle timeout (5 s) ends the call and the flood's streams
@@ -148,17 +174,19 @@ def run(ffmpeg: str, ssrcs: int, l16: int, extra: str) -> dict[str, str]:
     real = [
         (at, topic, body)
         for at, topic, body in events
-        if topic != "status" and body.get("call_id", "")[4:12] not in flood_ids
+        if topic != "status"
+        and body.get("call_id", "")[4:12] not in flood_ids
+        and not body.get("call_id", "").startswith("flood-")
     ]
     alerts = [(at, body) for at, topic, body in real if topic == "alert.raised"]
     ended = [body for _, topic, body in real if topic == "call.ended"]
     started = sum(1 for _, topic, _ in events if topic == "call.started")
-    refused = sum(1 for r in log_lines if r.get("event") == "rtp_stream_refused")
+    refused = sum(1 for r in log_lines if r.get("event", "").endswith("_stream_refused"))
     first_alert = f"{alerts[0][0] - call_started:.1f} s" if alerts else "none"
     return {
         "flood sent in": f"{flood_s:.2f} s",
         "streams started (`call.started` events), flood and call": str(started),
-        "refusal warnings logged (at most one per 10 s)": str(refused),
+        "refusal warnings logged (at most one per 10 s and source)": str(refused),
         "the real call's alert, from the start of the call": first_alert,
         "the real call's verdict": ended[0]["verdict"] if ended else "no call.ended",
         "the call's audio sent in": f"{call_s:.1f} s",
@@ -178,22 +206,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ssrcs", type=int, default=5000)
     parser.add_argument("--l16", type=int, default=1000)
+    parser.add_argument("--call-ids", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "flood.md")
     args = parser.parse_args()
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise SystemExit("ffmpeg is needed (scripts/setup.sh installs it)")
-    limited = run(ffmpeg, args.ssrcs, args.l16, "")
-    unlimited = run(ffmpeg, args.ssrcs, args.l16, WITHOUT_LIMITS)
+    limited = run(ffmpeg, args.ssrcs, args.l16, args.call_ids, "")
+    unlimited = run(ffmpeg, args.ssrcs, args.l16, args.call_ids, WITHOUT_LIMITS)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
         "# A real call beside a flood of hostile streams",
         "",
-        f"Generated by `python benchmarks/flood.py --ssrcs {args.ssrcs} --l16 {args.l16}` on "
+        f"Generated by `python benchmarks/flood.py --ssrcs {args.ssrcs} --l16 {args.l16} "
+        f"--call-ids {args.call_ids}` on "
         f"{platform.node()} ({os.cpu_count()} cores), {when}: the real `dfd serve` with the "
         "embedded default model, RTP on 127.0.0.1. ffmpeg sends the demo call (human, synthetic "
         f"from 8.9 s) at real-time pace; 1 s in, {args.ssrcs} one-packet PCMU streams and "
-        f"{args.l16} one-packet L16 44.1 kHz streams are sent from distinct ports. With the "
+        f"{args.l16} one-packet L16 44.1 kHz streams are sent from distinct ports, then "
+        f"{args.call_ids} call ids with one message each to the PCM ingest. With the "
         'default limits (docs/reliability.md, "Floods"), and with them lifted as the daemon was '
         "before them (streams unlimited, static L16 accepted, no global window bound, no minimum "
         "stream length).",

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -526,6 +527,59 @@ def test_device_call_alerts_and_sigterm_ends_it_before_exiting_zero(
     assert end["duration"] == pytest.approx(captured_s, abs=1.0), f"captured {captured_s:.2f} s"
     assert daemon.journal() == [alert.payload]
     daemon.check_events()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS line")
+
+
+def test_a_real_call_alerts_through_floods_of_ssrcs_and_call_ids(
+    serve: Callable[..., Served],
+) -> None:
+    """5,000 one-packet RTP streams and 5,000 one-message PCM call ids beside one real RTP call:
+    the call still alerts before it ends, the floods are refused past the stream limits, and the
+    daemon's memory comes back to within 100 MB of where it started."""
+    port = free_udp_port_pair()
+    daemon = serve("--rtp", f"127.0.0.1:{port}", "--pcm", "tcp://127.0.0.1:*")
+    _, listening = daemon.wait_for_log("pcm_ingest_listening")
+    before = rss_mb(daemon.process.pid)
+    url = f"rtp://127.0.0.1:{port}?pkt_size=172"  # PCMU, 20 ms a packet
+    command = [ffmpeg(), "-nostdin", "-v", "error", "-re", "-i", str(SAMPLE), "-c:a", "pcm_mulaw"]
+    command += ["-ar", "8000", "-ac", "1", "-rtpflags", "send_bye", "-f", "rtp", url]
+    sent_at = time.monotonic()
+    sender = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    packet = b"\xff" * 160
+    for number in range(5000):  # each from its own port, as a flood of SSRCs would come
+        header = struct.pack("!BBHII", 0x80, 0, 1, 0, 0x20000000 + number)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flooder:
+            flooder.sendto(header + packet, ("127.0.0.1", port))
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.connect(listening["endpoint"])
+    for number in range(5000):
+        push.send_multipart([f"flood-{number}".encode(), b"0", b"0", bytes(640)])
+    push.close(linger=5000)
+    context.term()
+    _, errors = sender.communicate(timeout=60)
+    assert sender.returncode == 0, errors
+    call_ended_at = time.monotonic()
+
+    alerts = [
+        m
+        for m in daemon.subscriber.received("alert.raised")
+        if not m.event["call_id"].startswith(("rtp-2000", "flood-"))
+    ]
+    assert len(alerts) == 1
+    assert sent_at + SAMPLE_BOUNDARY_S < alerts[0].at < call_ended_at  # before the call ended
+    started = daemon.subscriber.received("call.started")
+    assert len(started) <= 2 * (50 + 25)  # the bursts, and what refilled while the floods ran
+    time.sleep(7.0)  # idle timeout: every admitted flood stream has ended
+    assert rss_mb(daemon.process.pid) - before < 100
+    assert daemon.stop() == 0
 
 
 # --- signals -------------------------------------------------------------------------------
