@@ -728,7 +728,15 @@ def train(
     help="Windows scored at once. Lower it for large graphs: an AASIST window (4 s) takes "
     "about 0.3 GB on the CPU.",
 )
-def eval_command(bundle: Path, data: Path, out: Path, device: str, batch_size: int) -> None:
+@click.option(
+    "--windows",
+    is_flag=True,
+    help="Also write OUT/windows.tsv: every window's start, end, raw output and score (the "
+    "windows dfd replay scores).",
+)
+def eval_command(
+    bundle: Path, data: Path, out: Path, device: str, batch_size: int, windows: bool
+) -> None:
     """Score a protocol: OUT/scores.txt (higher = bona fide), OUT/report.json, PNG plots."""
     from dfd.daemon.models import resolve_bundle_path
     from dfd.detectors.bundle import BundleError
@@ -744,6 +752,7 @@ def eval_command(bundle: Path, data: Path, out: Path, device: str, batch_size: i
                 device=device,
                 batch_size=batch_size,
                 progress=progress,
+                windows=windows,
             )
     except (BundleError, DatasetError) as error:
         raise click.ClickException(str(error)) from error

@@ -211,8 +211,8 @@ def _window_row(body: dict[str, Any]) -> dict[str, Any]:
         "channel": body["channel"],
         "start": round(body["start"], 3),
         "end": round(body["end"], 3),
-        "score": None if body["score"] is None else round(body["score"], 4),
-        "raw": None if body["raw"] is None else round(body["raw"], 4),
+        "score": None if body["score"] is None else round(body["score"], 6),
+        "raw": None if body["raw"] is None else round(body["raw"], 6),
         "speech": body["speech"],
     }
 

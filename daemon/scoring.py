@@ -35,6 +35,7 @@ import numpy as np
 import structlog
 
 from dfd.daemon.detector_worker import worker_main
+from dfd.dsp.extract import remove_mean
 from dfd.dsp.frontends import FrontendSpec
 
 if TYPE_CHECKING:
@@ -59,11 +60,7 @@ class FeatureStage:
     def compute(self, windows: np.ndarray) -> list[np.ndarray]:
         features: dict[tuple[FrontendSpec, int], np.ndarray] = {}
         for samples in dict.fromkeys(length for _, length in self.inputs):
-            # Each window's mean is removed first. Telephone audio carries no DC, the corpus the
-            # models learnt from has none, and an offset added to a call (+0.5 full scale took
-            # the demo call's synthetic half below the threshold) must not move a score.
-            part = windows[:, -samples:]
-            part = part - part.mean(axis=-1, keepdims=True, dtype=np.float64).astype(part.dtype)
+            part = remove_mean(windows[:, -samples:])
             specs = [spec for spec, length in self.inputs if length == samples]
             for spec, tensor in self.bank.compute(part, specs).items():
                 features[(spec, samples)] = tensor.cpu().numpy()

@@ -1,7 +1,7 @@
 """Features of a whole recording: frame every channel, batch the windows, run the front ends.
 
-The windows come from the same streaming :class:`~dfd.dsp.framer.WindowFramer` that live calls
-use; the recording is pushed in one piece, which yields exactly the windows 20 ms packets would.
+The windows are those every scoring path cuts (``scoring_windows``: the tail policy) and each
+loses its mean first (``remove_mean``), as in the daemon.
 """
 
 from __future__ import annotations
@@ -33,11 +33,33 @@ def repeat_to_window(samples: np.ndarray, geometry: WindowGeometry) -> np.ndarra
     return np.tile(samples, repeats)[: geometry.window_samples]
 
 
-def frame_channel(samples: np.ndarray, geometry: WindowGeometry) -> list[Window]:
+def scoring_windows(samples: np.ndarray, geometry: WindowGeometry) -> list[Window]:
+    """The windows every scoring path cuts from a recording: the tail policy, written once.
+
+    A window every hop from the first sample. If audio is left after the last of them, one more
+    window ends on the last sample (it overlaps the window before: every window is real audio,
+    never zero padding). A recording shorter than one window is repeated to fill one. A live
+    call (``CallStream``) gets the same windows from the same audio, packet by packet; the
+    agreement is tested (tests/test_scoring_path.py)."""
+    length, size = len(samples), geometry.window_samples
+    if length == 0:
+        return []
+    if length < size:
+        return [Window(start=0, samples=repeat_to_window(samples, geometry), valid_samples=length)]
     framer = WindowFramer(geometry)
     windows = framer.push(samples)
-    tail = framer.finish()
-    return [*windows, tail] if tail is not None else windows
+    if framer.finish() is not None:  # audio after the last full window: end-aligned tail
+        windows.append(Window(start=length - size, samples=samples[-size:], valid_samples=size))
+    return windows
+
+
+def remove_mean(windows: np.ndarray) -> np.ndarray:
+    """Each window (a row) less its own mean: the DSP stage's pre-processing on every path.
+    Telephone audio carries no DC, the corpus the models learnt from has none, and an offset added
+    to a call (+0.5 full scale took the demo call's synthetic half below the threshold) must not
+    move a score."""
+    means = windows.mean(axis=-1, keepdims=True, dtype=np.float64).astype(windows.dtype)
+    return np.asarray(windows - means)
 
 
 def extract_features(
@@ -54,10 +76,10 @@ def extract_features(
         )
     results = []
     for channel, samples in enumerate(recording.samples):
-        windows = frame_channel(samples, geometry)
+        windows = scoring_windows(samples, geometry)
         outputs: dict[FrontendSpec, list[np.ndarray]] = {spec: [] for spec in specs}
         for first in range(0, len(windows), batch_size):
-            batch = [window.samples for window in windows[first : first + batch_size]]
+            batch = remove_mean(np.stack([w.samples for w in windows[first : first + batch_size]]))
             for spec, features in bank.compute(batch, specs).items():
                 outputs[spec].append(features.cpu().numpy())
         results.append(

@@ -529,6 +529,46 @@ def test_device_call_alerts_and_sigterm_ends_it_before_exiting_zero(
     daemon.check_events()
 
 
+class ScoreSubscriber(Subscriber):
+    TOPICS = (b"score",)
+
+
+def test_a_live_call_is_scored_window_for_window_as_dfd_replay_scores_its_recording(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    """The one scoring path, live: 5.3 s pushed at 16 kHz (no resampling) and the same samples
+    replayed from a file give the same windows and raw outputs, the end-aligned last one too."""
+    audio = load_audio(SAMPLE, sample_rate=PCM_RATE).samples[0]
+    start = round(6.0 * PCM_RATE)
+    pcm = np.round(audio[start : start + round(5.3 * PCM_RATE)] * 32767).astype(np.int16)
+    recording = tmp_path / "call.wav"
+    soundfile.write(recording, pcm, PCM_RATE, subtype="PCM_16")
+    daemon = serve("--pcm", "tcp://127.0.0.1:*", config_extra="publish_scores = true")
+    _, listening = daemon.wait_for_log("pcm_ingest_listening")
+    scores = ScoreSubscriber(daemon.subscriber.endpoint)
+    time.sleep(1.0)  # the subscription reaches the daemon
+    try:
+        push_call(listening["endpoint"], "agreement", pcm.astype(np.float32) / 32768)
+        daemon.wait_for_event("call.ended", "agreement")
+        time.sleep(0.5)
+        live = [m.event for m in scores.received("score", "agreement")]
+    finally:
+        scores.close()
+
+    replayed = subprocess.run(
+        [DFD, "--log-level", "warning", "replay", "--json", str(recording)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert replayed.returncode in (0, 1, 3), replayed.stderr
+    windows = json.loads(replayed.stdout)["windows"]
+    assert [(round(e["start"], 3), round(e["end"], 3)) for e in live] == [
+        (w["start"], w["end"]) for w in windows
+    ]
+    assert windows[-1]["end"] == pytest.approx(5.3)  # the last window ends with the audio
+    np.testing.assert_allclose([e["raw"] for e in live], [w["raw"] for w in windows], atol=1e-5)
+    assert daemon.stop() == 0
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dfd.dsp.extract import frame_channel, repeat_to_window
+from dfd.dsp.extract import remove_mean, scoring_windows
 from dfd.dsp.framer import WindowGeometry
 
 EUCLIDEAN_THRESHOLDS = np.round(0.20 + 0.05 * np.arange(39), 2)  # 0.20 ... 2.10
@@ -26,7 +26,7 @@ MAX_UTTERANCES = 1000  # all pairs of at most this many utterances are candidate
 
 
 def middle_window(audio: np.ndarray, geometry: WindowGeometry) -> np.ndarray:
-    windows = frame_channel(repeat_to_window(audio, geometry), geometry)
+    windows = scoring_windows(audio, geometry)
     samples: np.ndarray = windows[len(windows) // 2].samples
     return samples
 
@@ -42,7 +42,7 @@ def embed_windows(
     embeddings = []
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
-            batch = np.stack(windows[start : start + batch_size]).astype(np.float32)
+            batch = remove_mean(np.stack(windows[start : start + batch_size]).astype(np.float32))
             features = frontend(torch.from_numpy(batch).to(device))
             embeddings.append(model.embed(features).double().cpu().numpy())  # type: ignore[operator]
     return np.concatenate(embeddings)

@@ -34,7 +34,7 @@ from dfd.detectors.registry import DetectorFamily, family
 from dfd.detectors.state_dicts import load_checked_state_dict
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.batcher import resolve_device
-from dfd.dsp.extract import frame_channel, repeat_to_window
+from dfd.dsp.extract import remove_mean, scoring_windows
 from dfd.dsp.framer import WindowGeometry
 from dfd.trainers.augment import augmented_window, random_window
 from dfd.trainers.config import TrainConfig
@@ -353,13 +353,14 @@ def score_utterances(
     model.eval()
     owners, windows = [], []
     for index, audio in enumerate(utterances):
-        for window in frame_channel(repeat_to_window(audio, geometry), geometry):
+        for window in scoring_windows(audio, geometry):
             owners.append(index)
             windows.append(window.samples)
     raw = np.empty(len(windows), dtype=np.float64)
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
-            batch = torch.from_numpy(np.stack(windows[start : start + batch_size])).to(device)
+            batch = torch.from_numpy(remove_mean(np.stack(windows[start : start + batch_size])))
+            batch = batch.to(device)
             output = raw_output(entry, model(frontend(batch)))
             raw[start : start + len(batch)] = output.double().cpu().numpy()
     sums = np.bincount(owners, weights=raw, minlength=len(utterances))
@@ -401,7 +402,8 @@ def _training_batch(
     windows = np.stack(
         [augmented_window(data.audio[i], geometry, config.augment, rng) for i in chosen]
     )
-    return windows.astype(np.float32), data.is_spoof[chosen].astype(np.float32)
+    # the pre-processing every scoring path applies (dfd.dsp.extract.remove_mean)
+    return remove_mean(windows.astype(np.float32)), data.is_spoof[chosen].astype(np.float32)
 
 
 def _loss(
@@ -443,7 +445,9 @@ def _set_prototypes(
     with torch.inference_mode():
         for spoof in (False, True):
             indices = rng.choice(np.flatnonzero(data.is_spoof == spoof), per_class)
-            windows = np.stack([random_window(data.audio[i], geometry, rng) for i in indices])
+            windows = remove_mean(
+                np.stack([random_window(data.audio[i], geometry, rng) for i in indices])
+            )
             features = frontend(torch.from_numpy(windows.astype(np.float32)).to(device))
             prototypes.append(model.embed(features).mean(dim=0))  # type: ignore[operator]
     model.set_prototypes(prototypes[0], prototypes[1])  # type: ignore[operator]
