@@ -275,7 +275,7 @@ def test_a_hop_that_is_no_whole_number_of_samples_is_refused() -> None:
         ("0", "--hop must lie in (0, window] s, got 0"),
         ("-1", "--hop must lie in (0, window] s, got -1"),
         ("nan", "--hop must lie in (0, window] s, got nan"),
-        ("2.5", "hop 2.5 s must lie in (0, 2] s, the window"),
+        ("2.5", "hop 2.5 s must lie in (0, 2] s, the shortest window"),
     ],
 )
 def test_a_hop_outside_zero_to_the_window_is_refused_in_one_line(hop: str, message: str) -> None:
