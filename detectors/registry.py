@@ -21,14 +21,13 @@ from torch import nn
 
 from dfd.detectors.aasist import AASIST, AASIST_L, AasistConfig, build_aasist
 from dfd.detectors.aasist import SPOOF_INDEX as AASIST_SPOOF_INDEX
-from dfd.detectors.contract import OutputConvention
+from dfd.detectors.contract import LOSS_NAMES, LossName, OutputConvention
 from dfd.detectors.effnet_mel import EffnetMel, EffnetMelConfig
 from dfd.detectors.mfcc_cnn import SPOOF_INDEX as MFCC_CNN_SPOOF_INDEX
 from dfd.detectors.mfcc_cnn import MfccCnn, MfccCnnConfig
 from dfd.detectors.siamese_mel import SiameseMel, SiameseMelConfig
 from dfd.detectors.sinc_lcnn import SincLcnn, SincLcnnConfig
 from dfd.dsp.frontends import FrontendSpec, WaveformSpec
-from dfd.trainers.losses import LOSS_NAMES, LossName
 
 ConfigT = TypeVar("ConfigT")
 

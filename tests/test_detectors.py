@@ -415,3 +415,19 @@ def test_losses_refuse_bad_settings() -> None:
         ContrastiveLoss(margin=0.0)
     assert isinstance(build_loss("bce"), nn.BCEWithLogitsLoss)
     assert isinstance(build_loss("cross_entropy"), nn.CrossEntropyLoss)
+
+
+def test_the_model_layer_does_not_import_the_trainers() -> None:
+    """Loading, exporting and running detectors needs nothing from dfd.trainers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dfd.detectors.registry, dfd.detectors.bundle, dfd.detectors.runtime, "
+        "dfd.detectors.export\n"
+        "print(sorted(m for m in sys.modules if m.startswith('dfd.trainers')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

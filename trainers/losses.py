@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from dfd.detectors.contract import LOSS_NAMES
+
 Reduction = Literal["mean", "sum", "none"]
-LossName = Literal["bce", "focal", "cross_entropy", "contrastive"]
-LOSS_NAMES: tuple[LossName, ...] = ("bce", "focal", "cross_entropy", "contrastive")
 
 
 def _reduce(losses: torch.Tensor, reduction: Reduction) -> torch.Tensor:
