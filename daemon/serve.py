@@ -63,11 +63,12 @@ def load_models(settings: Settings, bundles: list[str] | None = None) -> ModelSe
 
 
 def start_pool(settings: Settings, models: ModelSet) -> WorkerPool:
-    import torch
+    from dfd.detectors.runtime import CUDA, select_providers
 
     config = settings.models
+    # On the GPU when the workers' sessions will be: "auto" asks what the sessions ask
     on_gpu = config.device.startswith("cuda") or (
-        config.device == "auto" and torch.cuda.is_available()
+        config.device == "auto" and CUDA in select_providers("auto")
     )
     workers = config.workers or (1 if on_gpu else 0)
     return WorkerPool(
