@@ -63,11 +63,11 @@ def test_features_on_the_bundled_call(tmp_path: Path) -> None:
 
     saved = np.load(out)
     samples_16k = 2 * soundfile.info(SAMPLE_CALL).frames  # 253,612: 15.85 s
-    # 28 full windows (starts 0 .. 13.5 s), then the zero-padded tail from 14.0 s to the end
+    # 28 full windows (starts 0 .. 13.5 s), then one ending on the last sample (the tail policy
+    # of every scoring path: dfd.dsp.extract.scoring_windows)
     starts = saved["channel0/window_starts"]
-    np.testing.assert_array_equal(starts, np.arange(29) * 8000)
-    np.testing.assert_array_equal(saved["channel0/valid_samples"][:-1], 32_000)
-    assert saved["channel0/valid_samples"][-1] == samples_16k - 28 * 8000
+    np.testing.assert_array_equal(starts, [*(np.arange(28) * 8000), samples_16k - 32_000])
+    np.testing.assert_array_equal(saved["channel0/valid_samples"], 32_000)
     assert saved["channel1/features0"].shape == (29, 20, 201)
     assert saved["channel1/features1"].shape == (29, 80, 201)
     assert [spec["kind"] for spec in json.loads(str(saved["specs"][0]))] == ["mfcc", "logmel"]
@@ -99,7 +99,9 @@ def test_config_file_sets_the_window_geometry(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     starts = np.load(out)["channel0/window_starts"]
-    np.testing.assert_array_equal(starts, np.arange(16) * 16_000)  # 15 full seconds + the tail
+    samples_16k = 2 * soundfile.info(SAMPLE_CALL).frames
+    # 15 full seconds, then the last second of the call
+    np.testing.assert_array_equal(starts, [*(np.arange(15) * 16_000), samples_16k - 16_000])
     assert result.stderr == ""
 
 
