@@ -38,7 +38,7 @@ from dfd.detectors.bundle import (
 from dfd.trainers.calibration import card_calibration
 from dfd.trainers.datasets import read_dataset
 from dfd.trainers.datasets.calls import CallTrial, read_calls_protocol
-from dfd.trainers.evaluate import utterance_means
+from dfd.trainers.evaluate import window_values
 from dfd.trainers.metrics import evaluate
 from dfd.trainers.operating_point import ScoredWindow, channel_windows, operating_point
 
@@ -50,7 +50,8 @@ def calibrate_on_protocol(
 ) -> tuple[Calibration, Thresholds, dict[str, Any]]:
     """The calibration and window thresholds fitted on ``protocol``, and its metrics."""
     trials = read_dataset(protocol)
-    raw = utterance_means(bundle, trials, lambda session, features: session.raw(features), device)
+    scored = window_values(bundle, trials, lambda session, feats: session.raw(feats), device)
+    raw = scored.means(len(trials))  # per utterance, as dfd eval scores it
     is_spoof = np.array([trial.label == "spoof" for trial in trials])
     fitted = card_calibration(raw, is_spoof)
     if not fitted.calibration.calibrated:

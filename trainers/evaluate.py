@@ -102,19 +102,6 @@ def window_values(
     )
 
 
-def utterance_means(
-    bundle: Bundle,
-    trials: Sequence[Trial],
-    per_window: Callable[[DetectorSession, np.ndarray], np.ndarray],
-    device: str = "auto",
-    batch_size: int = 64,
-    progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """Each trial's mean over its scoring windows of ``per_window`` (see ``window_values``)."""
-    found = window_values(bundle, trials, per_window, device, batch_size, progress)
-    return found.means(len(trials))
-
-
 def evaluate_bundle(
     bundle_dir: Path,
     protocol: Path,
