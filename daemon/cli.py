@@ -544,7 +544,7 @@ def models_calibrate(
 
     from dfd.daemon.models import DEFAULT_MODEL, resolve_bundle_path
     from dfd.detectors.signing import sign_bundle
-    from dfd.trainers.calibrate_bundle import calibrate_bundle, copy_bundle
+    from dfd.trainers.calibrate_bundle import calibrate_bundle
 
     if data is None and calls is None:
         raise click.UsageError("give --data, --calls or both")
@@ -555,7 +555,7 @@ def models_calibrate(
     folder = out or resolve_bundle_path(bundle)
     try:
         if out is not None:
-            copy_bundle(resolve_bundle_path(bundle), out)
+            shutil.copytree(resolve_bundle_path(bundle), out, symlinks=True)  # links refused
         card = calibrate_bundle(
             folder,
             settings=settings,

@@ -225,7 +225,8 @@ class DecisionState:
         """Enough speech heard to judge, or evidence that decides without it."""
         if self.policy.rule == "windows":
             return self.speech_windows >= self.policy.raise_over
-        raise_at = self.policy.raise_at or DEFAULT_RAISE_AT
+        raise_at = self.policy.raise_at
+        assert raise_at is not None  # resolved in __init__
         return self.speech_s >= self.policy.min_speech_s or self.total_evidence <= -raise_at
 
     @property

@@ -14,7 +14,6 @@ signed the card being replaced.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,13 +133,6 @@ def calibrate_bundle(
         _rewrite(bundle, card)
         log.info("operating point chosen", **dataclasses.asdict(point))
     return load_bundle(bundle_dir).card
-
-
-def copy_bundle(source: Path, out: Path) -> None:
-    """A copy of a bundle folder to recalibrate (links stay links, and are then refused)."""
-    if out.exists():
-        raise FileExistsError(f"{out} already exists; give a new folder")
-    shutil.copytree(source, out, symlinks=True)
 
 
 def _rewrite(bundle: Bundle, card: ModelCard) -> None:

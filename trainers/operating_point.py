@@ -98,7 +98,6 @@ def choose_raise_at(
 @dataclasses.dataclass(frozen=True)
 class CallDecision:
     call: CallTrial
-    real_peak: float  # peak evidence over the real part
     first_alert_s: float | None  # at the operating point
 
     @property
@@ -119,14 +118,11 @@ def decide_calls(
     threshold: float,
     window_s: float,
 ) -> list[CallDecision]:
-    """Each call decided under ``policy`` (its ``raise_at`` resolved), keyed by call id."""
-    decided = []
-    for call in calls:
-        rows = windows[call.call_id]
-        first_alert = run_decisions(rows, policy, threshold, window_s)[0]
-        peak = real_peak(call, rows, policy, window_s) if policy.rule == "evidence" else 0.0
-        decided.append(CallDecision(call, peak, first_alert))
-    return decided
+    """Each call decided under ``policy`` (its ``raise_at`` resolved); ``windows`` by call id."""
+    return [
+        CallDecision(call, run_decisions(windows[call.call_id], policy, threshold, window_s)[0])
+        for call in calls
+    ]
 
 
 def operating_point(
