@@ -4,8 +4,16 @@ Front end: ``MfccSpec()`` (20 coefficients from 40 log-mel bands, 512-point FFT,
 ``(batch, 20, 201)`` for a 2 s window. The coefficients are normalised per coefficient (batch
 norm: running mean and variance learned in training; c0 is on a much larger scale than the
 rest), then two 3 x 3 convolutions (16 and 32 channels, each with batch norm, ReLU and 2 x 2 max
-pooling), flattened, a dense layer of 128 with dropout, and two output logits. The flattened size
-depends on the input's shape, so the model is built for ``(n_mfcc, frames)`` and refuses others.
+pooling), then a dense layer of 128 with dropout, and two output logits. Between the convolutions
+and the dense layer, ``pooling`` chooses:
+
+- ``"flatten"`` (the reference design): the whole feature map, flattened. Its size depends on the
+  input's shape, so the model is built for ``(n_mfcc, frames)`` and refuses others. About a
+  million weights in the dense layer; with RawBoost-style augmentation it can collapse (every
+  hidden unit dead, a constant output) within the first hundred steps.
+- ``"time-stats"``: the mean and standard deviation over time of each channel and band (x-vector
+  statistics pooling), 2 x 32 x 5 values: about 80 times fewer dense weights, trains stably under
+  the same augmentation, and takes any number of frames.
 
 Output: ``(batch, 2)`` class logits, index 0 = bona fide, index 1 = spoof (``output_convention
 "class_logits"``); train with ``CrossEntropyLoss`` on labels 1 = spoof.
@@ -14,7 +22,7 @@ Output: ``(batch, 2)`` class logits, index 0 = bona fide, index 1 = spoof (``out
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -36,6 +44,7 @@ class MfccCnnConfig:
     channels: tuple[int, int] = (16, 32)
     hidden: int = 128
     dropout: float = 0.5
+    pooling: Literal["flatten", "time-stats"] = "flatten"
 
     def __post_init__(self) -> None:
         if self.window_samples < 4 * self.frontend.hop_length:
@@ -72,10 +81,13 @@ class MfccCnn(Detector):
         first, second = config.channels
         self.input_norm = nn.BatchNorm1d(rows)
         self.convs = nn.Sequential(conv_block(1, first), conv_block(first, second))
-        flat = second * (rows // 4) * (frames // 4)
+        if config.pooling == "flatten":
+            pooled = second * (rows // 4) * (frames // 4)
+        else:  # mean and standard deviation over time, per channel and band
+            pooled = 2 * second * (rows // 4)
         self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(flat, config.hidden),
+            nn.Flatten(),  # kept for "time-stats" too: the weights' names stay those of v1 bundles
+            nn.Linear(pooled, config.hidden),
             nn.ReLU(),
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden, 2),
@@ -86,16 +98,23 @@ class MfccCnn(Detector):
         return self.config.frontend
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if (
-            not torch.onnx.is_in_onnx_export()
-            and tuple(features.shape[1:]) != self.config.input_shape
-        ):
+        rows, frames = self.config.input_shape
+        fits = features.shape[1] == rows and features.shape[2] >= 4
+        if self.config.pooling == "flatten":
+            fits = fits and features.shape[2] == frames
+        if not torch.onnx.is_in_onnx_export() and not fits:
+            wanted = frames if self.config.pooling == "flatten" else "at least 4"
             raise ValueError(
-                f"mfcc-cnn expects (batch, {self.config.input_shape[0]}, "
-                f"{self.config.input_shape[1]}) features, got {tuple(features.shape)}"
+                f"mfcc-cnn expects (batch, {rows}, {wanted}) features, "
+                f"got {tuple(features.shape)}"
             )
         image = self.input_norm(features).unsqueeze(1)
-        logits: torch.Tensor = self.head(self.convs(image))
+        maps = self.convs(image)  # (batch, channels, rows // 4, frames // 4)
+        pooled = maps
+        if self.config.pooling == "time-stats":
+            bands = maps.flatten(1, 2)  # (batch, channels x rows // 4, frames // 4)
+            pooled = torch.cat([bands.mean(dim=2), bands.std(dim=2)], dim=1)
+        logits: torch.Tensor = self.head(pooled)
         return logits
 
 
