@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from dfd.daemon.decisions import DecisionPolicy
+from dfd.daemon.engine.decisions import DecisionPolicy
+from dfd.daemon.engine.models import ModelSet, resolve_bundle_path
 from dfd.daemon.logs import configure_logging
-from dfd.daemon.models import ModelSet, resolve_bundle_path
 from dfd.daemon.settings import Settings
 from dfd.dsp.audio_io import load_audio
 from dfd.trainers.calibrate_bundle import audit_calls

@@ -1,7 +1,7 @@
 """Write docs/fusion.md: what fusing trained bundles would give on the open corpus.
 
 The daemon fuses bundles of the same window length (``[models] bundles`` with ``weights``,
-``daemon/models.py``): per window, the weighted mean of their calibrated log-odds. ``dfd eval``
+``engine.models``): per window, the weighted mean of their calibrated log-odds. ``dfd eval``
 scores an utterance by the mean of its windows' calibrated log-odds, so the fused utterance score
 is the weighted mean of the models' ``scores.txt`` entries, read here from the ``dfd eval``
 folders each model already has; nothing is scored again. (Exact when the bundles share their

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline_capacity import SAMPLE, PacedCalls
 
 from dfd.daemon.logs import configure_logging
-from dfd.daemon.serve import Daemon
+from dfd.daemon.service.serve import Daemon
 from dfd.daemon.settings import ServeSettings, Settings
 from dfd.dsp.audio_stream import open_audio_stream
 

@@ -1,6 +1,6 @@
 """How many concurrent real-time calls the daemon sustains, and how fast alerts reach the bus.
 
-Runs the real daemon (``dfd.daemon.serve.Daemon``: pipeline, detector worker processes, ZeroMQ
+Runs the real daemon (``service.serve.Daemon``: pipeline, detector worker processes, ZeroMQ
 bus, alert journal) in this process with a load source that plays N calls at real-time pace in
 20 ms packets (what RTP delivers), their starts spread over one hop so windows arrive evenly.
 Every call is the demo sample (8 kHz mu-law, human then synthetic speech, 20.3 s), played
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dfd.daemon.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.engine.models import ModelSet
 from dfd.daemon.logs import configure_logging
-from dfd.daemon.models import ModelSet
-from dfd.daemon.serve import Daemon
+from dfd.daemon.service.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.service.serve import Daemon
 from dfd.daemon.settings import ServeSettings, Settings
 from dfd.dsp.audio_stream import open_audio_stream
 

@@ -14,10 +14,10 @@ from typing import Literal
 
 from dfd.core.layered_config import Resolved, resolve, to_toml
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.capture.admission import StreamLimits
-from dfd.daemon.decisions import DecisionPolicy
+from dfd.daemon.engine.decisions import DecisionPolicy
+from dfd.daemon.engine.speech import SpeechGate
 from dfd.daemon.logs import LEVELS, LogFormat
-from dfd.daemon.speech import SpeechGate
+from dfd.daemon.service.capture.admission import StreamLimits
 from dfd.dsp.framer import WindowGeometry
 
 
@@ -58,7 +58,7 @@ class DspSettings:
 
 @dataclasses.dataclass(frozen=True)
 class PipelineSettings:
-    """How windows are batched and shed (see ``dfd.daemon.pipeline``)."""
+    """How windows are batched and shed (see ``dfd.daemon.engine.pipeline``)."""
 
     batch_size: int = 16
     max_batch_delay_s: float = 0.0  # 0: dispatch when a worker is free; batches form under load
@@ -140,7 +140,7 @@ def check_local_endpoint(endpoint: str, allow_remote: bool, where: str) -> None:
 def parse_rtp_payload(spec: str) -> tuple[int, tuple[str, int, int]]:
     """``"97=L16/16000"`` -> ``(97, ("L16", 16000, 1))``; ``ConfigError`` naming the entry when
     it is not ``PT=ENCODING/RATE[/CHANNELS]`` with a dynamic or known type and encoding."""
-    from dfd.daemon.capture.rtp import ENCODINGS
+    from dfd.daemon.service.capture.rtp import ENCODINGS
 
     payload_type, equals, rtpmap = spec.partition("=")
     parts = rtpmap.split("/")
@@ -204,7 +204,7 @@ class ServeSettings:
     publish_scores: bool = False  # per-window scores on the `score` topic
     allow_remote_endpoints: bool = False  # bind to other hosts than localhost
     metrics: str = "127.0.0.1:9464"  # Prometheus endpoint, HOST:PORT; "" turns it off
-    # CURVE (dfd.daemon.keys): the daemon's secret certificate makes the bus and the PCM ingest
+    # CURVE (service.keys): the daemon's secret certificate makes the bus and the PCM ingest
     # encrypted, authenticating servers; None or "": plain ZeroMQ
     curve_secret_key: str | None = None
     # a folder of the public certificates (*.key) of the clients let in; None or "": any client

@@ -180,7 +180,7 @@ class Thresholds:
 
 @dataclasses.dataclass(frozen=True)
 class OperatingPoint:
-    """The call-level operating point of the evidence rule (``dfd.daemon.decisions``): the
+    """The call-level operating point of the evidence rule (``dfd.daemon.engine.decisions``): the
     evidence ``raise_at`` (nats) that raises an alert, chosen on a calls protocol for a target
     share of real calls alerted, and what it achieved there (``dfd models calibrate --calls``)."""
 

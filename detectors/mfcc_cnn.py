@@ -105,8 +105,7 @@ class MfccCnn(Detector):
         if not torch.onnx.is_in_onnx_export() and not fits:
             wanted = frames if self.config.pooling == "flatten" else "at least 4"
             raise ValueError(
-                f"mfcc-cnn expects (batch, {rows}, {wanted}) features, "
-                f"got {tuple(features.shape)}"
+                f"mfcc-cnn expects (batch, {rows}, {wanted}) features, got {tuple(features.shape)}"
             )
         image = self.input_norm(features).unsqueeze(1)
         maps = self.convs(image)  # (batch, channels, rows // 4, frames // 4)

@@ -9,10 +9,10 @@ import struct
 import numpy as np
 import pytest
 
-from dfd.daemon.capture.admission import StreamAdmission, StreamLimits
-from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
-from dfd.daemon.capture.pcm_ingest import PcmIngestSource
-from dfd.daemon.capture.rtp import RtpSource
+from dfd.daemon.service.capture.admission import StreamAdmission, StreamLimits
+from dfd.daemon.service.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.service.capture.pcm_ingest import PcmIngestSource
+from dfd.daemon.service.capture.rtp import RtpSource
 
 
 def rtp(seq: int, ssrc: int, payload_type: int = 0, payload: bytes = b"\xff" * 160) -> bytes:

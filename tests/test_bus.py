@@ -20,7 +20,8 @@ import pytest
 import structlog
 import zmq
 
-from dfd.daemon.bus import (
+from dfd.daemon.clients.subscriber import Discontinuity, SequenceTracker, format_event, subscribe
+from dfd.daemon.service.bus import (
     ALERT_TOPICS,
     SCHEMA_VERSION,
     TOPICS,
@@ -30,7 +31,6 @@ from dfd.daemon.bus import (
     JournalError,
     utc_timestamp,
 )
-from dfd.daemon.subscriber import Discontinuity, SequenceTracker, format_event, subscribe
 from tests.signals import REPO
 
 SCHEMA = json.loads((REPO / "docs" / "alerts.schema.json").read_text(encoding="utf-8"))

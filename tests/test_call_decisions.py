@@ -18,7 +18,7 @@ import structlog
 from click.testing import CliRunner, Result
 
 from dfd.daemon.cli import main
-from dfd.daemon.models import ModelSet, default_bundle_path
+from dfd.daemon.engine.models import ModelSet, default_bundle_path
 from dfd.detectors.bundle import Calibration, Thresholds, load_bundle, write_bundle
 from dfd.detectors.signing import TrustedKeys
 from dfd.dsp.audio_io import load_audio

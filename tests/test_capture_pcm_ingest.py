@@ -15,8 +15,8 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfd.daemon.capture.base import AudioChunk, StreamEnded
-from dfd.daemon.capture.pcm_ingest import (
+from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.service.capture.pcm_ingest import (
     MalformedFrame,
     PcmIngestSource,
     parse_pcm_frames,

@@ -18,8 +18,8 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
-from dfd.daemon.capture.rtp import (
+from dfd.daemon.service.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.service.capture.rtp import (
     MAX_DROPOUT,
     MalformedPacket,
     PayloadFormat,

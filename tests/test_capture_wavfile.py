@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from dfd.daemon.capture.base import AudioChunk, StreamEnded
-from dfd.daemon.capture.wavfile import WavSource
+from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.service.capture.wavfile import WavSource
 from tests.capture_sink import CollectingSink
 from tests.signals import RATE, tone
 

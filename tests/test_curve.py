@@ -28,10 +28,11 @@ import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.bus import EventBus
-from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
-from dfd.daemon.capture.pcm_ingest import PcmIngestSource
-from dfd.daemon.keys import (
+from dfd.daemon.clients.subscriber import subscribe
+from dfd.daemon.service.bus import EventBus
+from dfd.daemon.service.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.service.capture.pcm_ingest import PcmIngestSource
+from dfd.daemon.service.keys import (
     CurveClient,
     CurveServer,
     KeyFileError,
@@ -43,7 +44,6 @@ from dfd.daemon.keys import (
     load_public_key,
 )
 from dfd.daemon.settings import ServeSettings
-from dfd.daemon.subscriber import subscribe
 from tests.signals import tone
 
 DFD = str(Path(sys.executable).with_name("dfd"))
@@ -279,7 +279,7 @@ def test_the_pcm_ingest_takes_audio_only_from_senders_with_the_right_keys(
 
 
 def test_build_sources_gives_the_pcm_ingest_the_keys(keys: Keys, tmp_path: Path) -> None:
-    from dfd.daemon.serve import build_sources
+    from dfd.daemon.service.serve import build_sources
     from dfd.daemon.settings import Settings
 
     serve = ServeSettings(

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.decisions import (
+from dfd.daemon.engine.decisions import (
     DEFAULT_RAISE_AT,
     DecisionPolicy,
     DecisionState,

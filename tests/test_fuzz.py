@@ -31,9 +31,9 @@ from structlog.testing import capture_logs
 
 from dfd.core.layered_config import toml_value
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.capture.base import AudioChunk, StreamEnded
-from dfd.daemon.capture.pcm_ingest import MalformedFrame, PcmIngestSource, parse_pcm_frames
-from dfd.daemon.capture.rtp import (
+from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.service.capture.pcm_ingest import MalformedFrame, PcmIngestSource, parse_pcm_frames
+from dfd.daemon.service.capture.rtp import (
     MalformedPacket,
     PayloadFormat,
     RtpSource,

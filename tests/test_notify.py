@@ -30,10 +30,10 @@ import pytest
 import zmq
 from structlog.testing import capture_logs
 
-from dfd.daemon.capture.base import AudioChunk, Sink, Source, StreamEnded
-from dfd.daemon.notify import Notifier, PipelineWatchdog
-from dfd.daemon.scoring import BatchResult
-from dfd.daemon.serve import Daemon
+from dfd.daemon.engine.scoring import BatchResult
+from dfd.daemon.service.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.service.notify import Notifier, PipelineWatchdog
+from dfd.daemon.service.serve import Daemon
 from dfd.daemon.settings import load_settings
 
 DFD = str(Path(sys.executable).with_name("dfd"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dfd.daemon.decisions import DecisionPolicy
+from dfd.daemon.engine.decisions import DecisionPolicy
 from dfd.trainers.datasets.calls import CallKind, CallTrial
 from dfd.trainers.operating_point import (
     MARGIN,

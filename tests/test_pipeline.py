@@ -27,21 +27,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.callstream import CallStream, PendingWindow
-from dfd.daemon.capture.base import AudioChunk, StreamEnded
-from dfd.daemon.decisions import DecisionPolicy
-from dfd.daemon.models import (
+from dfd.daemon.audit.replay import ReplayRecorder
+from dfd.daemon.engine.callstream import CallStream, PendingWindow
+from dfd.daemon.engine.decisions import DecisionPolicy
+from dfd.daemon.engine.models import (
     UNCALIBRATED_THRESHOLD,
     LoadedModel,
     ModelSet,
     default_bundle_path,
     pick_threshold,
 )
-from dfd.daemon.pipeline import Pipeline
-from dfd.daemon.replay import ReplayRecorder
-from dfd.daemon.scoring import BatchResult, InProcessScorer, WorkerError, WorkerPool
+from dfd.daemon.engine.pipeline import Pipeline
+from dfd.daemon.engine.scoring import BatchResult, InProcessScorer, WorkerError, WorkerPool
+from dfd.daemon.engine.speech import SpeechGate
+from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.settings import PipelineSettings
-from dfd.daemon.speech import SpeechGate
 from dfd.detectors.bundle import (
     MODEL_NAME,
     BundleError,

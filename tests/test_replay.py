@@ -23,12 +23,12 @@ import soundfile
 import structlog
 from click.testing import CliRunner, Result
 
+from dfd.daemon.audit.plot import plot_report, report_figure, waveform_envelope
+from dfd.daemon.audit.replay import FileReport, ReplayRecorder, format_report, replay_file
 from dfd.daemon.cli import main
-from dfd.daemon.models import ModelSet, default_bundle_path
-from dfd.daemon.pipeline import Pipeline
-from dfd.daemon.replay import FileReport, ReplayRecorder, format_report, replay_file
-from dfd.daemon.replay_plot import plot_report, report_figure, waveform_envelope
-from dfd.daemon.scoring import InProcessScorer
+from dfd.daemon.engine.models import ModelSet, default_bundle_path
+from dfd.daemon.engine.pipeline import Pipeline
+from dfd.daemon.engine.scoring import InProcessScorer
 from dfd.daemon.settings import PipelineSettings
 from dfd.detectors.bundle import read_card
 from dfd.dsp.audio_io import AudioDecodeError

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfd.daemon.callstream import CallStream
 from dfd.daemon.cli import main
-from dfd.daemon.decisions import DecisionPolicy
-from dfd.daemon.speech import SpeechGate
+from dfd.daemon.engine.callstream import CallStream
+from dfd.daemon.engine.decisions import DecisionPolicy
+from dfd.daemon.engine.speech import SpeechGate
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.extract import scoring_windows
 from dfd.dsp.framer import WindowGeometry

@@ -29,7 +29,7 @@ import pytest
 import soundfile
 import zmq
 
-from dfd.daemon.models import default_bundle_path
+from dfd.daemon.engine.models import default_bundle_path
 from dfd.dsp.audio_io import load_audio
 from tests.pulse import SINK, private_pulse_server, pulse_tool
 from tests.signals import REPO

@@ -30,21 +30,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.capture.base import AudioChunk, SourceCounters, StreamEnded
+from dfd.daemon.audit.replay import ReplayRecorder
+from dfd.daemon.clients.status import StatusError, histogram_quantile, summarize
+from dfd.daemon.engine.models import ModelSet
+from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.logs import redacted_call_id
-from dfd.daemon.metrics import (
+from dfd.daemon.service.capture.base import AudioChunk, SourceCounters, StreamEnded
+from dfd.daemon.service.metrics import (
     LATENCY_BUCKETS,
     DaemonCollector,
     DaemonMetrics,
     batch_size_buckets,
     serve_metrics,
 )
-from dfd.daemon.models import ModelSet
-from dfd.daemon.pipeline import Pipeline
-from dfd.daemon.replay import ReplayRecorder
-from dfd.daemon.serve import DaemonCounters
+from dfd.daemon.service.serve import DaemonCounters
 from dfd.daemon.settings import PipelineSettings, ServeSettings
-from dfd.daemon.status import StatusError, histogram_quantile, summarize
 from dfd.dsp.audio_io import load_audio
 from tests.test_pipeline import LOUD_DBFS, ScriptedScorer, noise_at
 from tests.test_serve import (

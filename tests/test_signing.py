@@ -26,8 +26,8 @@ from structlog.testing import capture_logs
 
 from dfd.core.typed_config import ConfigError
 from dfd.daemon.cli import main
-from dfd.daemon.models import ModelSet, default_bundle_path
-from dfd.daemon.serve import Daemon, load_models
+from dfd.daemon.engine.models import ModelSet, default_bundle_path
+from dfd.daemon.service.serve import Daemon, load_models
 from dfd.daemon.settings import load_settings
 from dfd.detectors.bundle import (
     CARD_NAME,
@@ -601,8 +601,8 @@ def test_key_files_must_be_small_regular_files(tmp_path: Path) -> None:
     """A FIFO would block the daemon at start; a huge file would be read whole."""
     import os
 
-    from dfd.daemon.keys import KeyFileError as CertificateError
-    from dfd.daemon.keys import load_key_pair
+    from dfd.daemon.service.keys import KeyFileError as CertificateError
+    from dfd.daemon.service.keys import load_key_pair
     from dfd.detectors.signing import KeyFileError, load_public_key
 
     fifo = tmp_path / "key.fifo"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dfd.core.typed_config import ConfigError
+from dfd.daemon.engine.speech import SpeechGate
 from dfd.daemon.settings import load_settings
-from dfd.daemon.speech import SpeechGate
 from dfd.dsp.audio_io import load_audio, resample
 from dfd.dsp.g711 import linear_to_ulaw, ulaw_to_linear
 from tests.signals import RATE, REPO

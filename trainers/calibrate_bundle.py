@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from dfd.daemon.models import ModelSet
+from dfd.daemon.engine.models import ModelSet
 from dfd.daemon.settings import Settings
 from dfd.detectors.bundle import (
     Bundle,
@@ -74,8 +74,8 @@ def audit_calls(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, list[ScoredWindow]]:
     """Each call's first-channel windows as ``dfd replay`` scores them, keyed by call id."""
-    from dfd.daemon.replay import audit_pipeline, replay_file
-    from dfd.daemon.scoring import InProcessScorer
+    from dfd.daemon.audit.replay import audit_pipeline, replay_file
+    from dfd.daemon.engine.scoring import InProcessScorer
 
     models = ModelSet.load([bundle_dir])
     scorer = InProcessScorer(models.paths, device=device)

@@ -23,7 +23,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dfd.daemon.decisions import DecisionPolicy, DecisionState
+from dfd.daemon.engine.decisions import DecisionPolicy, DecisionState
 from dfd.detectors.bundle import OperatingPoint
 from dfd.trainers.datasets.calls import CallTrial
 

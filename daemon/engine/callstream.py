@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dfd.daemon.decisions import DecisionPolicy, DecisionState, Transition
-from dfd.daemon.speech import SpeechGate
+from dfd.daemon.engine.decisions import DecisionPolicy, DecisionState, Transition
+from dfd.daemon.engine.speech import SpeechGate
 from dfd.dsp.extract import repeat_to_window
 from dfd.dsp.framer import WindowFramer, WindowGeometry
 from dfd.dsp.stream_resample import StreamResampler

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dfd.daemon.replay import FileReport
+from dfd.daemon.audit.replay import FileReport
 from dfd.dsp.audio_stream import AudioDamagedError, open_audio_stream
 
 if TYPE_CHECKING:

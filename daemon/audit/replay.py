@@ -29,11 +29,11 @@ import structlog
 
 from dfd.core.text import printable
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.capture.base import AudioChunk, StreamEnded
-from dfd.daemon.decisions import ALERT_BASIS, VERDICTS, DecisionPolicy
-from dfd.daemon.models import ModelSet, load_trusted_keys
-from dfd.daemon.pipeline import EventSink, Pipeline
-from dfd.daemon.scoring import InProcessScorer, Scorer
+from dfd.daemon.engine.decisions import ALERT_BASIS, VERDICTS, DecisionPolicy
+from dfd.daemon.engine.models import ModelSet, load_trusted_keys
+from dfd.daemon.engine.pipeline import EventSink, Pipeline
+from dfd.daemon.engine.scoring import InProcessScorer, Scorer
+from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.settings import Settings, check_local_endpoint
 from dfd.detectors.bundle import BundleError
 from dfd.dsp.audio_io import AudioDecodeError, MissingToolError
@@ -396,7 +396,7 @@ def run_replay(
         return 2
     bus = None
     if publish:
-        from dfd.daemon.bus import EventBus
+        from dfd.daemon.service.bus import EventBus
 
         bus = EventBus(publish, publish_scores=True)
         # Subscribers already waiting reconnect every 100 ms (ZeroMQ's default): give them time
@@ -428,7 +428,7 @@ def run_replay(
             else:
                 click.echo(format_report(report), file=out)
             if plot is not None:
-                from dfd.daemon.replay_plot import plot_report
+                from dfd.daemon.audit.plot import plot_report
 
                 target = plot if len(files) == 1 else plot.with_name(f"{plot.stem}-{number}.png")
                 try:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import structlog
 
-from dfd.daemon.detector_worker import worker_main
+from dfd.daemon.engine.detector_worker import worker_main
 from dfd.dsp.extract import remove_mean
 from dfd.dsp.frontends import FrontendSpec
 

@@ -10,7 +10,7 @@ Sequence numbers are one counter over all topics. The journal is the only thing 
 restarted daemon continues after the last *journaled* seq: alert seqs are unique and increasing
 for as long as the journal file survives, but the seqs of non-alert events published after the
 last alert of a run are given out again by the next run. A subscriber that stays connected across
-a restart therefore sees ``seq`` step back (``SequenceTracker`` in ``dfd.daemon.subscriber``
+a restart therefore sees ``seq`` step back (``SequenceTracker`` in ``dfd.daemon.clients.subscriber``
 reports that as a restart, not as lost events).
 """
 
@@ -32,7 +32,7 @@ import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from dfd.daemon.keys import CurveServer
+from dfd.daemon.service.keys import CurveServer
 
 log = structlog.get_logger(__name__)
 
@@ -262,7 +262,7 @@ class EventBus:
     ``first_seq`` defaults to the one after the journal's last seq (1 without a journal); an
     explicit ``first_seq`` at or below the journal's last seq is refused.
 
-    ``curve`` makes the socket a CURVE server (``dfd.daemon.keys``): the events are encrypted,
+    ``curve`` makes the socket a CURVE server (``service.keys``): the events are encrypted,
     and only subscribers that know the daemon's public key (and, with a client list, only the
     listed ones) receive them. Its ZAP handler is started on ``context``, which can hold one.
 

@@ -33,13 +33,13 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
-from dfd.daemon.callstream import CallStream, PendingWindow, WindowFate, WindowOutcome
-from dfd.daemon.capture.base import AudioChunk, CaptureEvent, StreamEnded
-from dfd.daemon.decisions import DecisionPolicy
-from dfd.daemon.models import ModelSet
-from dfd.daemon.scoring import FeatureStage, Scorer
+from dfd.daemon.engine.callstream import CallStream, PendingWindow, WindowFate, WindowOutcome
+from dfd.daemon.engine.decisions import DecisionPolicy
+from dfd.daemon.engine.models import ModelSet
+from dfd.daemon.engine.scoring import FeatureStage, Scorer
+from dfd.daemon.engine.speech import SpeechGate
+from dfd.daemon.service.capture.base import AudioChunk, CaptureEvent, StreamEnded
 from dfd.daemon.settings import PipelineSettings
-from dfd.daemon.speech import SpeechGate
 
 log = structlog.get_logger(__name__)
 

@@ -24,7 +24,7 @@ import numpy as np
 import sounddevice
 import structlog
 
-from dfd.daemon.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.service.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
 
 log = structlog.get_logger(__name__)
 

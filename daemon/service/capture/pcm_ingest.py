@@ -29,7 +29,7 @@ source carries on; a warning (``pcm_ingest_malformed``) names the problem, at mo
 disconnected by ZeroMQ itself (that message never arrives, so it is not counted). The wire format
 for integrators: docs/pcm-ingest.md.
 
-With ``curve`` (``dfd.daemon.keys``) the socket is a CURVE server: a sender needs the daemon's
+With ``curve`` (``service.keys``) the socket is a CURVE server: a sender needs the daemon's
 public key, and with a client list its own key must be listed; others deliver nothing.
 """
 
@@ -45,14 +45,14 @@ import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from dfd.daemon.capture.admission import (
+from dfd.daemon.service.capture.admission import (
     REFUSAL_WARNING_S,
     RateLimitedWarning,
     StreamAdmission,
     StreamLimits,
 )
-from dfd.daemon.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
-from dfd.daemon.keys import CurveServer
+from dfd.daemon.service.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.service.keys import CurveServer
 
 log = structlog.get_logger(__name__)
 

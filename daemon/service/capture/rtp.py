@@ -7,7 +7,7 @@ Three layers, each usable alone:
   (PT 8) and comfort noise (PT 13), plus the payload types given in ``payload_formats``
   (``{96: PayloadFormat("L16", 16000, 1)}``; the static L16 types 10 and 11, 44.1 kHz, only when
   mapped there). Anything else raises ``MalformedPacket``.
-- ``RtpSource`` admits new streams within limits (``dfd.daemon.capture.admission``: streams
+- ``RtpSource`` admits new streams within limits (``dfd.daemon.service.capture.admission``: streams
   open, streams per sender host, new streams per second per host), so a flood of SSRCs cannot
   grow its state without bound.
 - ``RtpStream`` is the jitter buffer of one SSRC, without sockets: it puts packets back in
@@ -49,13 +49,13 @@ from typing import NamedTuple
 import numpy as np
 import structlog
 
-from dfd.daemon.capture.admission import (
+from dfd.daemon.service.capture.admission import (
     REFUSAL_WARNING_S,
     RateLimitedWarning,
     StreamAdmission,
     StreamLimits,
 )
-from dfd.daemon.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.service.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
 from dfd.dsp.g711 import alaw_to_linear, ulaw_to_linear
 
 log = structlog.get_logger(__name__)

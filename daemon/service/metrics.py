@@ -8,7 +8,7 @@ arriving to its score being applied (``event="score"``) or its alert being publi
 (``event="alert"``). Everything lives in the daemon's own ``CollectorRegistry``, never the
 process-global one, so several daemons (or tests) in one process do not clash.
 
-``dfd status`` reads this endpoint back (``dfd.daemon.status``).
+``dfd status`` reads this endpoint back (``dfd.daemon.clients.status``).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from prometheus_client.core import (
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from dfd.daemon.scoring import WorkerPool
-    from dfd.daemon.serve import Daemon
+    from dfd.daemon.engine.scoring import WorkerPool
+    from dfd.daemon.service.serve import Daemon
 
 log = structlog.get_logger(__name__)
 

@@ -29,14 +29,14 @@ from typing import Any
 import structlog
 
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.bus import AlertJournal, EventBus
-from dfd.daemon.capture.base import DAEMON_STOPPING, CaptureEvent, Source
-from dfd.daemon.keys import load_curve_server
-from dfd.daemon.metrics import DaemonMetrics, serve_metrics
-from dfd.daemon.models import ModelSet, load_trusted_keys
-from dfd.daemon.notify import Notifier, PipelineWatchdog
-from dfd.daemon.pipeline import Pipeline
-from dfd.daemon.scoring import WorkerPool
+from dfd.daemon.engine.models import ModelSet, load_trusted_keys
+from dfd.daemon.engine.pipeline import Pipeline
+from dfd.daemon.engine.scoring import WorkerPool
+from dfd.daemon.service.bus import AlertJournal, EventBus
+from dfd.daemon.service.capture.base import DAEMON_STOPPING, CaptureEvent, Source
+from dfd.daemon.service.keys import load_curve_server
+from dfd.daemon.service.metrics import DaemonMetrics, serve_metrics
+from dfd.daemon.service.notify import Notifier, PipelineWatchdog
 from dfd.daemon.settings import Settings, load_settings, parse_rtp_payload
 
 log = structlog.get_logger(__name__)
@@ -371,7 +371,7 @@ def build_sources(settings: Settings) -> list[Source]:
     serve = settings.serve
     sources: list[Source] = []
     if serve.rtp:
-        from dfd.daemon.capture.rtp import RtpSource
+        from dfd.daemon.service.capture.rtp import RtpSource
 
         payloads = dict(parse_rtp_payload(spec) for spec in serve.rtp_payloads)
         for address in serve.rtp:
@@ -389,7 +389,7 @@ def build_sources(settings: Settings) -> list[Source]:
                 )
             )
     if serve.pcm:
-        from dfd.daemon.capture.pcm_ingest import PcmIngestSource
+        from dfd.daemon.service.capture.pcm_ingest import PcmIngestSource
 
         curve = load_curve_server(serve)
         sources += [
@@ -403,14 +403,14 @@ def build_sources(settings: Settings) -> list[Source]:
             for endpoint in serve.pcm
         ]
     if serve.devices:
-        from dfd.daemon.capture.devices import DeviceSource
+        from dfd.daemon.service.capture.devices import DeviceSource
 
         for device in serve.devices:
             name: str | int = int(device) if device.isdigit() else device
             _check_input_device(name)
             sources.append(DeviceSource(name, channels=serve.device_channels))
     if serve.wav:
-        from dfd.daemon.capture.wavfile import WavSource
+        from dfd.daemon.service.capture.wavfile import WavSource
 
         sources.append(WavSource(list(serve.wav), realtime=True))
     return sources

@@ -22,7 +22,7 @@ import structlog
 import zmq
 
 from dfd.core.text import printable
-from dfd.daemon.keys import CurveClient
+from dfd.daemon.service.keys import CurveClient
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +46,7 @@ def subscribe(
     from the alert journal for alerts. Closing the iterator (``break``, garbage collection)
     closes the socket.
 
-    ``curve``: the keys for a daemon whose bus is a CURVE server (``dfd.daemon.keys``). With a
+    ``curve``: the keys for a daemon whose bus is a CURVE server (``service.keys``). With a
     wrong key, or a client key the daemon does not list, nothing arrives and nothing is raised
     (ZeroMQ turns the connection away in its handshake and retries).
     """
@@ -115,7 +115,7 @@ def _parse(frames: list[bytes]) -> dict[str, Any] | None:
 @dataclasses.dataclass(frozen=True)
 class Discontinuity:
     """``received`` came where ``expected`` was due: events were lost, or the publisher restarted
-    (seq went back: a restarted daemon numbers on from its journal, see ``dfd.daemon.bus``)."""
+    (seq went back: a restarted daemon numbers on from its journal, see ``service.bus``)."""
 
     expected: int
     received: int

@@ -1,6 +1,6 @@
 """The detector worker process: ONNX Runtime sessions that score batches of features.
 
-``WorkerPool`` (``dfd.daemon.scoring``) spawns one process per slot with ``worker_main`` as its
+``WorkerPool`` (``engine.scoring``) spawns one process per slot with ``worker_main`` as its
 target. A spawned process imports only what its target's module imports, so this module and
 everything below it stay free of torch: a worker needs ONNX Runtime and numpy, and starts in well
 under a second with a fraction of the memory a torch import costs (every restart after a crash
