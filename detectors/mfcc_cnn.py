@@ -97,12 +97,15 @@ class MfccCnn(Detector):
     def frontend_spec(self) -> FrontendSpec:
         return self.config.frontend
 
+    def _fits(self, features: torch.Tensor) -> bool:
+        rows, frames = self.config.input_shape
+        if self.config.pooling == "flatten":
+            return tuple(features.shape[1:]) == (rows, frames)
+        return features.shape[1] == rows and features.shape[2] >= 4
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         rows, frames = self.config.input_shape
-        fits = features.shape[1] == rows and features.shape[2] >= 4
-        if self.config.pooling == "flatten":
-            fits = fits and features.shape[2] == frames
-        if not torch.onnx.is_in_onnx_export() and not fits:
+        if not torch.onnx.is_in_onnx_export() and not self._fits(features):
             wanted = frames if self.config.pooling == "flatten" else "at least 4"
             raise ValueError(
                 f"mfcc-cnn expects (batch, {rows}, {wanted}) features, got {tuple(features.shape)}"

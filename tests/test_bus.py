@@ -21,6 +21,16 @@ import structlog
 import zmq
 
 from dfd.daemon.clients.subscriber import Discontinuity, SequenceTracker, format_event, subscribe
+from dfd.daemon.engine.decisions import ALERT_BASIS
+from dfd.daemon.engine.events import (
+    AlertCleared,
+    AlertRaised,
+    BatchDispatched,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    WindowScored,
+)
 from dfd.daemon.service.bus import (
     ALERT_TOPICS,
     SCHEMA_VERSION,
@@ -726,6 +736,41 @@ def test_every_topic_has_a_documented_example_that_the_bus_reproduces() -> None:
             assert list(event) == list(example), topic
         unscored = bus.publish("score", body_of("score", score=None, raw=None, speech=False))
         assert schema_errors(unscored, SCHEMA) == []
+
+
+def engine_event(topic: str) -> CallEvent:
+    """The engine's typed event for a topic's documented example."""
+    body = body_of(topic)
+    common = {key: body[key] for key in ("call_id", "channel", "threshold", "model")}
+    span = {key: body[key] for key in ("start", "end", "score")}
+    if topic == "call.started":
+        return CallStarted(**common, source=body["source"])
+    if topic == "score":
+        return WindowScored(**common, **span, raw=body["raw"], speech=body["speech"])
+    basis = {key: body[key] for key in ALERT_BASIS if key in body}
+    if topic == "alert.raised":
+        return AlertRaised(**common, **span, basis=basis, latency_s=0.01)
+    if topic == "alert.cleared":
+        return AlertCleared(**common, **span, basis=basis)
+    assert topic == "call.ended"
+    fields = {key: value for key, value in body.items() if key not in {*common, *span}}
+    return CallEnded(**common, **fields)
+
+
+def test_the_engines_events_are_the_documented_json_and_only_call_events_are_published() -> None:
+    """Each typed event's body is its topic's documented example, key for key and in order;
+    the bus publishes call events and nothing for a batch."""
+    call_topics = [topic for topic in TOPICS if topic != "status"]
+    with EventBus(None, publish_scores=True) as bus:
+        for topic in call_topics:
+            event = engine_event(topic)
+            assert event.topic == topic
+            assert list(event.body().items()) == list(body_of(topic).items()), topic
+        bus.emit(BatchDispatched(4))
+        assert bus.published == 0
+        for topic in call_topics:
+            bus.emit(engine_event(topic))
+        assert bus.published == len(call_topics)
 
 
 @pytest.mark.parametrize(

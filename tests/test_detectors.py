@@ -295,6 +295,33 @@ def test_mfcc_cnn_refuses_features_of_another_shape() -> None:
     assert MfccCnnConfig().input_shape == (20, 201)
 
 
+def test_mfcc_cnn_time_statistics_head_is_small_takes_any_length_and_exports(
+    tmp_path: Path,
+) -> None:
+    """pooling = "time-stats": mean and standard deviation over time per channel and band, so
+    2 x 32 x 5 inputs to the dense layer instead of 32 x 5 x 50, and any number of frames."""
+    model = MfccCnn(MfccCnnConfig(pooling="time-stats")).eval()
+    flat = MfccCnn().eval()
+    dense_in = model.head[1].in_features
+    assert dense_in == 2 * 32 * 5
+    weights = sum(p.numel() for p in model.parameters())
+    assert weights == PARAMETERS["mfcc-cnn"] - (8_000 - dense_in) * 128
+    assert sorted(model.state_dict()) == sorted(flat.state_dict())  # same names as v1 bundles
+    with torch.inference_mode():
+        assert model(torch.randn(2, 20, 150)).shape == (2, 2)
+        # the statistics are over time: a window and the same window repeated score alike
+        one = torch.randn(1, 20, 200)
+        np.testing.assert_allclose(
+            model(one).numpy(), model(one.repeat(1, 1, 2)).numpy(), atol=2e-2
+        )
+        batch = torch.randn(3, 20, 201)
+        expected = model(batch).numpy()
+    with pytest.raises(ValueError, match=r"\(batch, 20, at least 4\)"):
+        model(torch.randn(2, 19, 201))
+    path = export_onnx(model, batch, tmp_path / "stats.onnx")
+    np.testing.assert_allclose(run_onnx(cpu_session(path), batch), expected, atol=1e-4)
+
+
 def test_bad_configs_are_refused() -> None:
     with pytest.raises(ConfigError, match="pool"):
         SincLcnnConfig(pool=0)

@@ -281,11 +281,12 @@ def feed(
 
 
 def topics(recorder: ReplayRecorder) -> list[str]:
-    return [topic for topic, _ in recorder.events]
+    return [event.topic for event in recorder.events]
 
 
 def of_topic(recorder: ReplayRecorder, topic: str) -> list[dict[str, Any]]:
-    return [body for t, body in recorder.events if t == topic]
+    """The published bodies of the events on ``topic``, in order."""
+    return [event.body() for event in recorder.events if event.topic == topic]
 
 
 # ------------------------------------------------------------------ windows of a CallStream

@@ -26,6 +26,7 @@ from click.testing import CliRunner, Result
 from dfd.daemon.audit.plot import plot_report, report_figure, waveform_envelope
 from dfd.daemon.audit.replay import FileReport, ReplayRecorder, format_report, replay_file
 from dfd.daemon.cli import main
+from dfd.daemon.engine.events import CallEnded, CallEvent, EngineEvent
 from dfd.daemon.engine.models import ModelSet, default_bundle_path
 from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.engine.scoring import InProcessScorer
@@ -314,12 +315,12 @@ def test_a_plot_that_cannot_be_written_is_a_clean_error(tmp_path: Path) -> None:
 def test_a_file_failing_part_way_leaves_nothing_open(bad_inputs: dict[str, Path]) -> None:
     """Its streams are ended (call.ended published), nothing of it stays queued or recorded,
     and the pipeline goes on with the next file."""
-    forwarded: list[tuple[str, dict[str, Any]]] = []
+    forwarded: list[CallEvent] = []
 
     class Forward:
-        def publish(self, topic: str, body: dict[str, Any]) -> dict[str, Any]:
-            forwarded.append((topic, body))
-            return body
+        def emit(self, event: EngineEvent) -> None:
+            if isinstance(event, CallEvent):
+                forwarded.append(event)
 
     paths = [default_bundle_path()]
     models = ModelSet.load(paths)
@@ -336,10 +337,11 @@ def test_a_file_failing_part_way_leaves_nothing_open(bad_inputs: dict[str, Path]
     assert pipeline.active_streams == 0
     assert pipeline.idle
     assert recorder.events == []
-    seen = [topic for topic, _ in forwarded]
+    seen = [event.topic for event in forwarded]
     assert seen[0] == "call.started"
     assert seen[-1] == "call.ended"
-    assert forwarded[-1][1]["reason"] == "decode-error"
+    assert isinstance(forwarded[-1], CallEnded)
+    assert forwarded[-1].reason == "decode-error"
 
     report = replay_file(pipeline, recorder, SAMPLE_CALL)
     assert report.verdict == "bona fide"

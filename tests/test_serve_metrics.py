@@ -32,6 +32,13 @@ from structlog.testing import capture_logs
 from dfd.core.typed_config import ConfigError
 from dfd.daemon.audit.replay import ReplayRecorder
 from dfd.daemon.clients.status import StatusError, histogram_quantile, summarize
+from dfd.daemon.engine.events import (
+    AlertRaised,
+    BatchDispatched,
+    EngineEvent,
+    EventFanout,
+    WindowScored,
+)
 from dfd.daemon.engine.models import ModelSet
 from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.logs import redacted_call_id
@@ -333,6 +340,16 @@ def stub_daemon(pipeline: Pipeline) -> Any:
     )
 
 
+class Tape:
+    """Every engine event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[EngineEvent] = []
+
+    def emit(self, event: EngineEvent) -> None:
+        self.events.append(event)
+
+
 def cumulative(observations: list[float], bounds: list[float]) -> list[float]:
     return [float(sum(1 for o in observations if o <= bound)) for bound in bounds]
 
@@ -349,7 +366,8 @@ def test_the_pipeline_feeds_the_histograms_and_the_counters_follow_it() -> None:
     )
     daemon = stub_daemon(pipeline)
     metrics = DaemonMetrics(daemon, batch_size=8)
-    pipeline.observer = metrics
+    tape = Tape()
+    pipeline.events = EventFanout([metrics, recorder, tape])  # as the daemon: metrics first
     loud = noise_at(LOUD_DBFS, 6.0)
     with capture_logs() as logs:
         # one call scored as it comes (batches of one), one left to queue (bigger batches)
@@ -381,8 +399,8 @@ def test_the_pipeline_feeds_the_histograms_and_the_counters_follow_it() -> None:
     assert value(samples, "dfd_capture_dropped_total", source="rtp", reason="late") == 1
     assert value(samples, "dfd_capture_dropped_total", source="rtp", reason="duplicate") == 5
 
-    # batch sizes: against the pipeline's own tally
-    sizes = [size for size, n in pipeline.batch_sizes.items() for _ in range(n)]
+    # batch sizes: against the events the metrics observed
+    sizes = [e.windows for e in tape.events if isinstance(e, BatchDispatched)]
     assert len(set(sizes)) > 1
     bounds = batch_size_buckets(8)
     assert bounds == [1.0, 2.0, 4.0, 8.0]
@@ -391,8 +409,12 @@ def test_the_pipeline_feeds_the_histograms_and_the_counters_follow_it() -> None:
     ] == cumulative([float(s) for s in sizes], bounds)
     assert value(samples, "dfd_batch_size_windows_sum") == sum(sizes) == counters.windows_scored
 
-    # latencies: against the deques the pipeline keeps
-    for event, recorded in (("score", pipeline.score_latency), ("alert", pipeline.alert_latency)):
+    # latencies: against the events' own
+    score_latency = [
+        e.latency_s for e in tape.events if isinstance(e, WindowScored) and e.latency_s is not None
+    ]
+    alert_latency = [e.latency_s for e in tape.events if isinstance(e, AlertRaised)]
+    for event, recorded in (("score", score_latency), ("alert", alert_latency)):
         got = [
             value(samples, "dfd_window_to_event_seconds_bucket", event=event, le=str(float(bound)))
             for bound in LATENCY_BUCKETS
@@ -403,8 +425,8 @@ def test_the_pipeline_feeds_the_histograms_and_the_counters_follow_it() -> None:
         assert value(samples, "dfd_window_to_event_seconds_sum", event=event) == pytest.approx(
             sum(recorded)
         )
-    assert len(pipeline.score_latency) == counters.windows_scored
-    assert len({round(x, 3) for x in pipeline.score_latency}) > 3  # spread, not one value
+    assert len(score_latency) == counters.windows_scored
+    assert len({round(x, 3) for x in score_latency}) > 3  # spread, not one value
 
     # every log line about a call names it and the model
     raised = [entry for entry in logs if entry["event"] == "alert raised"]

@@ -30,8 +30,16 @@ import structlog
 from dfd.core.text import printable
 from dfd.core.typed_config import ConfigError
 from dfd.daemon.engine.decisions import ALERT_BASIS, VERDICTS, DecisionPolicy
+from dfd.daemon.engine.events import (
+    AlertChanged,
+    CallEnded,
+    CallEvent,
+    EngineEvent,
+    EventSink,
+    WindowScored,
+)
 from dfd.daemon.engine.models import ModelSet, load_trusted_keys
-from dfd.daemon.engine.pipeline import EventSink, Pipeline
+from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.engine.scoring import InProcessScorer, Scorer
 from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.settings import Settings, check_local_endpoint
@@ -66,21 +74,23 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
 
 
 class ReplayRecorder:
-    """The pipeline's event sink during a replay: keeps every event (scores included) and
-    forwards them to a real bus when ``--publish`` asked for one."""
+    """The pipeline's event sink during a replay: keeps every call event (scores included) and
+    forwards every event to a real bus when ``--publish`` asked for one."""
 
     def __init__(self, forward: EventSink | None = None) -> None:
         self.forward = forward
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[CallEvent] = []
 
-    def publish(self, topic: str, body: dict[str, Any]) -> dict[str, Any]:
-        event = self.forward.publish(topic, body) if self.forward is not None else None
-        self.events.append((topic, dict(body)))
-        return event if event is not None else body
+    def emit(self, event: EngineEvent) -> None:
+        if self.forward is not None:
+            self.forward.emit(event)
+        if isinstance(event, CallEvent):
+            self.events.append(event)
 
-    def take(self, call_id: str) -> list[tuple[str, dict[str, Any]]]:
-        mine = [(t, b) for t, b in self.events if b.get("call_id") == call_id]
-        self.events = [(t, b) for t, b in self.events if b.get("call_id") != call_id]
+    def take(self, call_id: str) -> list[CallEvent]:
+        """The events of one call, in order, no longer kept."""
+        mine = [e for e in self.events if e.call_id == call_id]
+        self.events = [e for e in self.events if e.call_id != call_id]
         return mine
 
 
@@ -185,9 +195,9 @@ def replay_file(
     pipeline.drain()
     elapsed = time.perf_counter() - started
     events = recorder.take(call_id)
-    windows = [_window_row(body) for topic, body in events if topic == "score"]
-    alerts = [_alert_row(topic, body) for topic, body in events if topic.startswith("alert.")]
-    ended = [body for topic, body in events if topic == "call.ended"]
+    windows = [_window_row(e) for e in events if isinstance(e, WindowScored)]
+    alerts = [_alert_row(e) for e in events if isinstance(e, AlertChanged)]
+    ended = [e for e in events if isinstance(e, CallEnded)]
     return FileReport(
         path=call_id,
         duration_s=fed / info.sample_rate,
@@ -199,33 +209,34 @@ def replay_file(
         model=pipeline.models.identity,
         windows=windows,
         alerts=alerts,
-        channel_verdicts={body["channel"]: body["verdict"] for body in ended},
-        channel_speech_s={body["channel"]: body["speech_s"] for body in ended},
+        channel_verdicts={e.channel: e.verdict for e in ended},
+        channel_speech_s={e.channel: e.speech_s for e in ended},
         decision=_decision_row(pipeline.decision),
         incomplete=incomplete,
     )
 
 
-def _window_row(body: dict[str, Any]) -> dict[str, Any]:
+def _window_row(event: WindowScored) -> dict[str, Any]:
     return {
-        "channel": body["channel"],
-        "start": round(body["start"], 3),
-        "end": round(body["end"], 3),
-        "score": None if body["score"] is None else round(body["score"], 6),
-        "raw": None if body["raw"] is None else round(body["raw"], 6),
-        "speech": body["speech"],
+        "channel": event.channel,
+        "start": round(event.start, 3),
+        "end": round(event.end, 3),
+        "score": None if event.score is None else round(event.score, 6),
+        "raw": None if event.raw is None else round(event.raw, 6),
+        "speech": event.speech,
     }
 
 
-def _alert_row(topic: str, body: dict[str, Any]) -> dict[str, Any]:
+def _alert_row(event: AlertChanged) -> dict[str, Any]:
+    assert event.score is not None  # an alert changes on a scored window
     row = {
-        "topic": topic,
-        "channel": body["channel"],
-        "start": round(body["start"], 3),
-        "end": round(body["end"], 3),
-        "score": round(body["score"], 4),
+        "topic": event.topic,
+        "channel": event.channel,
+        "start": round(event.start, 3),
+        "end": round(event.end, 3),
+        "score": round(event.score, 4),
     }
-    row.update({key: body[key] for key in ALERT_BASIS if key in body})
+    row.update({key: event.basis[key] for key in ALERT_BASIS if key in event.basis})
     return row
 
 

@@ -78,8 +78,7 @@ class CallStream:
         self._next_index = 0
         self._next_to_apply = 0
         self._results: dict[int, tuple[PendingWindow, float | None, float | None]] = {}
-        self.queued = 0  # windows waiting for a batch
-        self.in_flight = 0  # windows in a batch being scored
+        self.queued = 0  # windows waiting for a batch (window_queued to window_dispatched)
         self.ending = False
         self.end_reason = ""
 
@@ -169,11 +168,22 @@ class CallStream:
         self._last_window, self._last_window_start = samples, start
         return window
 
+    def window_queued(self) -> None:
+        """One of this stream's windows joined the pipeline's queue."""
+        self.queued += 1
+
+    def window_dispatched(self) -> None:
+        """One of its queued windows left the queue in a batch."""
+        self.queued -= 1
+
     def resolve(
         self, window: PendingWindow, score: float | None, raw: float | None, fate: WindowFate
     ) -> list[WindowOutcome]:
         """Record a window's score (``None`` unless ``fate`` is ``"scored"``) and what became of
-        it; apply every window now complete in order."""
+        it; apply every window now complete in order. A window shed under overload leaves the
+        queue here."""
+        if fate == "shed":
+            self.queued -= 1
         self.window_fates[fate] += 1
         self._results[window.index] = (window, score, raw)
         outcomes = []

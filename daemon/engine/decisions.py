@@ -50,7 +50,7 @@ VERDICTS: tuple[Verdict, ...] = ("synthetic", "inconclusive", "bona fide", "no s
 DEFAULT_RAISE_AT = 6.0
 RECENT_WINDOWS = 5  # the evidence rule's events still say how many recent windows were over
 # The fields an alert event carries about what raised or cleared it (DecisionState.basis).
-ALERT_BASIS = ("rule", "speech_s", "over", "of", "evidence", "raise_at", "clear_at")
+ALERT_BASIS = ("rule", "speech_s", "evidence", "raise_at", "clear_at", "over", "of")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,14 +239,10 @@ class DecisionState:
 
     def basis(self) -> dict[str, Any]:
         """What a decision rests on, for events: the rule and its state."""
-        basis: dict[str, Any] = {
-            "rule": self.policy.rule,
-            "speech_s": round(self.speech_s, 3),
-            "over": self.over,
-            "of": self.recent,
-        }
+        basis: dict[str, Any] = {"rule": self.policy.rule, "speech_s": round(self.speech_s, 3)}
         if self.policy.rule == "evidence":
             basis["evidence"] = round(self.evidence, 4)
             basis["raise_at"] = self.policy.raise_at
             basis["clear_at"] = self.policy.clear_at
-        return basis
+        basis["over"], basis["of"] = self.over, self.recent
+        return basis  # in the order of docs/alerts.md

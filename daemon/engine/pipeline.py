@@ -6,7 +6,8 @@ drive this same object; only where the audio comes from and how fast differs.
     accept(AudioChunk)  -> CallStream (resample, frame, speech gate) -> queue of ready windows
     pump()              -> batches across calls -> FeatureStage -> Scorer (ONNX Runtime)
                         -> fused calibrated score -> CallStream decisions, in window order
-                        -> events: call.started, score, alert.raised, alert.cleared, call.ended
+                        -> typed events (engine.events): CallStarted, WindowScored,
+                           AlertRaised, AlertCleared, CallEnded; BatchDispatched for metrics
 
 The queue of ready windows is bounded per stream: when a stream has more than
 ``max_queued_windows_per_stream`` windows waiting (the host cannot keep up), its oldest waiting
@@ -28,13 +29,22 @@ import dataclasses
 import itertools
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import structlog
 
 from dfd.daemon.engine.callstream import CallStream, PendingWindow, WindowFate, WindowOutcome
 from dfd.daemon.engine.decisions import DecisionPolicy
+from dfd.daemon.engine.events import (
+    AlertCleared,
+    AlertRaised,
+    BatchDispatched,
+    CallEnded,
+    CallStarted,
+    EventSink,
+    WindowScored,
+)
 from dfd.daemon.engine.models import ModelSet
 from dfd.daemon.engine.scoring import FeatureStage, Scorer
 from dfd.daemon.engine.speech import SpeechGate
@@ -42,21 +52,6 @@ from dfd.daemon.service.capture.base import AudioChunk, CaptureEvent, StreamEnde
 from dfd.daemon.settings import PipelineSettings
 
 log = structlog.get_logger(__name__)
-
-
-class EventSink(Protocol):
-    def publish(self, topic: str, body: dict[str, Any]) -> dict[str, Any]: ...
-
-
-class PipelineObserver(Protocol):
-    """Told of each measurement as it happens (the daemon's metrics); called on the thread that
-    drives the pipeline."""
-
-    def batch_dispatched(self, windows: int) -> None: ...
-
-    def window_scored(self, latency_s: float) -> None: ...
-
-    def alert_raised(self, latency_s: float) -> None: ...
 
 
 @dataclasses.dataclass
@@ -85,8 +80,6 @@ class Pipeline:
         decision: DecisionPolicy | None = None,
         frontend_device: str = "auto",
         clock: Callable[[], float] = time.monotonic,
-        latency_samples: int = 100_000,
-        observer: PipelineObserver | None = None,
         one_window_per_stream: bool = False,
         shed_windows: bool = True,
     ) -> None:
@@ -100,7 +93,6 @@ class Pipeline:
         self.decision = self.decision_settings.with_raise_at(models.raise_at)
         self.features = FeatureStage(models.frontend_inputs, frontend_device)
         self.clock = clock
-        self.observer = observer
         self.one_window_per_stream = one_window_per_stream
         # Live calls shed their oldest waiting window past max_queued_windows_per_stream; an
         # audit (dfd replay) never does: its feeder waits for the scorer instead.
@@ -111,10 +103,6 @@ class Pipeline:
         self._queue: collections.deque[PendingWindow] = collections.deque()
         self._batches: dict[int, list[PendingWindow]] = {}
         self._next_batch = 0
-        self.batch_sizes: collections.Counter[int] = collections.Counter()
-        # Seconds from a window's last sample arriving to its score (or alert) being published.
-        self.score_latency: collections.deque[float] = collections.deque(maxlen=latency_samples)
-        self.alert_latency: collections.deque[float] = collections.deque(maxlen=latency_samples)
 
     def swap_models(
         self, models: ModelSet, scorer: Scorer, decision: DecisionPolicy | None = None
@@ -183,7 +171,7 @@ class Pipeline:
         self._streams[(chunk.call_id, chunk.channel)] = stream
         self.counters.streams_started += 1
         self._log(stream).debug("call started", source=source)
-        self._publish("call.started", stream, source=source)
+        self.events.emit(CallStarted(**self._about(stream), source=source))
         return stream
 
     def _end_stream(self, key: tuple[str, int], reason: str, arrived: float) -> None:
@@ -209,7 +197,7 @@ class Pipeline:
                 self._apply(stream.resolve(window, None, None, "no-speech"))
                 continue
             self._queue.append(window)
-            stream.queued += 1
+            stream.window_queued()
             if self.shed_windows and stream.queued > self.settings.max_queued_windows_per_stream:
                 self._shed_oldest(stream)
             elif self.shed_windows and len(self._queue) > self.settings.max_queued_windows:
@@ -222,7 +210,6 @@ class Pipeline:
     def _shed_oldest(self, stream: CallStream) -> None:
         oldest = next(w for w in self._queue if w.stream is stream)
         self._queue.remove(oldest)
-        stream.queued -= 1
         self.counters.windows_shed += 1
         self._apply(stream.resolve(oldest, None, None, "shed"))
 
@@ -247,16 +234,13 @@ class Pipeline:
             if not batch:
                 break
             for window in batch:
-                window.stream.queued -= 1
-                window.stream.in_flight += 1
+                window.stream.window_dispatched()
             features = self.features.compute(np.stack([w.samples for w in batch]))
             batch_id, self._next_batch = self._next_batch, self._next_batch + 1
             self._batches[batch_id] = batch
             self.scorer.submit(batch_id, features)
             self.counters.batches += 1
-            self.batch_sizes[len(batch)] += 1
-            if self.observer is not None:
-                self.observer.batch_dispatched(len(batch))
+            self.events.emit(BatchDispatched(len(batch)))
             dispatched = True
         return dispatched
 
@@ -296,7 +280,6 @@ class Pipeline:
             scores, raws = [float(s) for s in fused], [float(r) for r in fused_raw]
             self.counters.windows_scored += len(batch)
         for window, score, window_raw in zip(batch, scores, raws, strict=True):
-            window.stream.in_flight -= 1
             fate: WindowFate = "lost" if raw is None else "scored"
             self._apply(window.stream.resolve(window, score, window_raw, fate))
 
@@ -305,32 +288,31 @@ class Pipeline:
     def _apply(self, outcomes: list[WindowOutcome]) -> None:
         for outcome in outcomes:
             window, stream = outcome.window, outcome.window.stream
-            span = {"start": stream.seconds(window.start), "end": stream.seconds(window.end)}
-            self._publish(
-                "score", stream, **span, score=outcome.score, raw=outcome.raw, speech=window.speech
+            span = {
+                **self._about(stream),
+                "start": stream.seconds(window.start),
+                "end": stream.seconds(window.end),
+                "score": outcome.score,
+            }
+            scored_latency = None if outcome.score is None else self.clock() - window.ready_at
+            self.events.emit(
+                WindowScored(
+                    **span, raw=outcome.raw, speech=window.speech, latency_s=scored_latency
+                )
             )
-            if outcome.score is not None:
-                latency = self.clock() - window.ready_at
-                self.score_latency.append(latency)
-                if self.observer is not None:
-                    self.observer.window_scored(latency)
             if outcome.transition is None:
                 continue
             # outcome.basis, not the state now: later windows of the same run are applied already
-            self._publish(
-                f"alert.{outcome.transition}", stream, **span, score=outcome.score, **outcome.basis
-            )
             if outcome.transition == "raised":
                 self.counters.alerts_raised += 1
                 latency = self.clock() - window.ready_at
-                self.alert_latency.append(latency)
-                if self.observer is not None:
-                    self.observer.alert_raised(latency)
+                self.events.emit(AlertRaised(**span, basis=outcome.basis, latency_s=latency))
                 self._log(stream).info(
                     "alert raised", start=span["start"], end=span["end"], score=outcome.score
                 )
             else:
                 self.counters.alerts_cleared += 1
+                self.events.emit(AlertCleared(**span, basis=outcome.basis))
                 self._log(stream).info("alert cleared", start=span["start"], end=span["end"])
 
     def _settle_ended(self) -> None:
@@ -339,26 +321,24 @@ class Pipeline:
             if not stream.done:
                 still_ending.append(stream)
                 continue
-            decision = stream.decision
+            decision, fates = stream.decision, stream.window_fates
             self.counters.streams_ended += 1
-            self._publish(
-                "call.ended",
-                stream,
-                start=0.0,
-                end=stream.duration_s,
-                score=decision.max_score,
-                reason=stream.end_reason,
-                duration=stream.duration_s,
-                verdict=decision.verdict,
-                speech_s=round(decision.speech_s, 3),
-                windows=decision.windows,
-                windows_scored=stream.window_fates["scored"],
-                windows_no_speech=stream.window_fates["no-speech"],
-                windows_shed=stream.window_fates["shed"],
-                windows_lost=stream.window_fates["lost"],
-                speech_windows=decision.speech_windows,
-                max_score=decision.max_score,
-                alerts=decision.alerts,
+            self.events.emit(
+                CallEnded(
+                    **self._about(stream),
+                    reason=stream.end_reason,
+                    duration=stream.duration_s,
+                    verdict=decision.verdict,
+                    speech_s=round(decision.speech_s, 3),
+                    windows=decision.windows,
+                    windows_scored=fates["scored"],
+                    windows_no_speech=fates["no-speech"],
+                    windows_shed=fates["shed"],
+                    windows_lost=fates["lost"],
+                    speech_windows=decision.speech_windows,
+                    max_score=decision.max_score,
+                    alerts=decision.alerts,
+                )
             )
             self._log(stream).debug(
                 "call ended", verdict=decision.verdict, reason=stream.end_reason
@@ -376,15 +356,11 @@ class Pipeline:
         )
         return bound
 
-    def _publish(self, topic: str, stream: CallStream, **fields: Any) -> None:
-        body: dict[str, Any] = {
+    def _about(self, stream: CallStream) -> dict[str, Any]:
+        """The fields every event about ``stream`` carries."""
+        return {
             "call_id": stream.call_id,
             "channel": stream.channel,
-            "start": None,
-            "end": None,
-            "score": None,
             "threshold": stream.threshold,
             "model": self.models.identity,
         }
-        body.update(fields)
-        self.events.publish(topic, body)

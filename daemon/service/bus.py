@@ -32,6 +32,7 @@ import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
+from dfd.daemon.engine.events import CallEvent, EngineEvent
 from dfd.daemon.service.keys import CurveServer
 
 log = structlog.get_logger(__name__)
@@ -335,6 +336,12 @@ class EventBus:
     @property
     def next_seq(self) -> int:
         return self._next_seq
+
+    def emit(self, event: EngineEvent) -> None:
+        """The engine's event sink: each call event published as its topic's JSON body; the
+        others (``BatchDispatched``) are not for subscribers."""
+        if isinstance(event, CallEvent):
+            self.publish(event.topic, event.body())
 
     def publish(self, topic: str, body: dict[str, Any]) -> dict[str, Any]:
         """Number, journal (``alert.*``) and send one event; return the event as sent.

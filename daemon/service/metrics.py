@@ -2,11 +2,12 @@
 
 Counters and gauges are read from the daemon's own counters when Prometheus scrapes (a custom
 collector), so there is one source of truth and nothing to keep in step with it. The histograms
-are fed by the pipeline as each measurement happens (``DaemonMetrics`` is its
-``PipelineObserver``): batch sizes at dispatch, and the delay from a window's last sample
-arriving to its score being applied (``event="score"``) or its alert being published
-(``event="alert"``). Everything lives in the daemon's own ``CollectorRegistry``, never the
-process-global one, so several daemons (or tests) in one process do not clash.
+observe the engine's events as they happen (``DaemonMetrics.emit``, an event sink before the
+bus): batch sizes (``BatchDispatched``), and the delay from a window's last sample arriving to
+its score being applied (``WindowScored``, ``event="score"``) or its alert being raised
+(``AlertRaised``, ``event="alert"``). Everything lives in the daemon's own
+``CollectorRegistry``, never the process-global one, so several daemons (or tests) in one
+process do not clash.
 
 ``dfd status`` reads this endpoint back (``dfd.daemon.clients.status``).
 """
@@ -27,6 +28,8 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
+
+from dfd.daemon.engine.events import AlertRaised, BatchDispatched, EngineEvent, WindowScored
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -82,16 +85,14 @@ class DaemonMetrics:
         self.registry.register(self.collector)
         ProcessCollector(registry=self.registry)  # CPU, memory, open files, start time
 
-    # -- PipelineObserver -------------------------------------------------------------------
-
-    def batch_dispatched(self, windows: int) -> None:
-        self._batch_size.observe(windows)
-
-    def window_scored(self, latency_s: float) -> None:
-        self._score_latency.observe(latency_s)
-
-    def alert_raised(self, latency_s: float) -> None:
-        self._alert_latency.observe(latency_s)
+    def emit(self, event: EngineEvent) -> None:
+        """An engine event sink (before the bus, on the thread that drives the pipeline)."""
+        if isinstance(event, BatchDispatched):
+            self._batch_size.observe(event.windows)
+        elif isinstance(event, WindowScored) and event.latency_s is not None:
+            self._score_latency.observe(event.latency_s)
+        elif isinstance(event, AlertRaised):
+            self._alert_latency.observe(event.latency_s)
 
 
 class DaemonCollector:

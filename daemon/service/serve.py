@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from dfd.core.typed_config import ConfigError
+from dfd.daemon.engine.events import EventFanout
 from dfd.daemon.engine.models import ModelSet, load_trusted_keys
 from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.engine.scoring import WorkerPool
@@ -122,20 +123,19 @@ class Daemon:
         except BaseException:
             self.pool.close()
             raise
+        self.metrics = DaemonMetrics(self, settings.pipeline.batch_size)
         self.pipeline = self._pipeline(self.models, self.pool)
         self._last_status = time.monotonic()
         self._windows_at_status = 0
         self._journal_errors_reported = 0
         self._shed_at_status = 0  # windows shed or dropped up to the last status
-        self.metrics = DaemonMetrics(self, settings.pipeline.batch_size)
-        self.pipeline.observer = self.metrics
         self.metrics_server = serve_metrics(serve.metrics, self.metrics.registry)
 
     def _pipeline(self, models: ModelSet, pool: WorkerPool) -> Pipeline:
         return Pipeline(
             models,
             pool,
-            self.bus,
+            EventFanout([self.metrics, self.bus]),  # metrics observe, the bus publishes
             self.settings.pipeline,
             speech=self.settings.speech,
             decision=self.settings.decision,
