@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dfd.daemon.engine.events import AudioChunk, StreamEnded
 from dfd.daemon.engine.models import ModelSet
 from dfd.daemon.logs import configure_logging
-from dfd.daemon.service.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.service.capture.base import Sink, Source
 from dfd.daemon.service.serve import Daemon
 from dfd.daemon.settings import ServeSettings, Settings
 from dfd.dsp.audio_stream import open_audio_stream

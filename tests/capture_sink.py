@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from dfd.daemon.service.capture.base import CaptureEvent
+from dfd.daemon.engine.events import CaptureEvent
 
 
 class CollectingSink:

@@ -9,8 +9,8 @@ import struct
 import numpy as np
 import pytest
 
+from dfd.daemon.engine.events import AudioChunk, CaptureEvent, StreamEnded
 from dfd.daemon.service.capture.admission import StreamAdmission, StreamLimits
-from dfd.daemon.service.capture.base import AudioChunk, CaptureEvent, StreamEnded
 from dfd.daemon.service.capture.pcm_ingest import PcmIngestSource
 from dfd.daemon.service.capture.rtp import RtpSource
 

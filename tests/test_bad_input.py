@@ -30,7 +30,7 @@ import structlog
 from click.testing import CliRunner, Result
 
 from dfd.daemon.cli import main
-from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.engine.events import AudioChunk, StreamEnded
 from dfd.daemon.service.capture.wavfile import WavSource
 from dfd.dsp.audio_io import (
     MAX_RESAMPLING_TAPS,
@@ -521,7 +521,7 @@ def test_the_wav_source_streams_a_two_hour_call_in_constant_memory(
     of the two-minute file's (decoding it whole would add 460 MiB)."""
     script = (
         "import json, sys, time\n"
-        "from dfd.daemon.service.capture.base import AudioChunk\n"
+        "from dfd.daemon.engine.events import AudioChunk\n"
         "from dfd.daemon.service.capture.wavfile import WavSource\n"
         "seen = {'samples': 0, 'ends': []}\n"
         "def sink(event):\n"

@@ -14,7 +14,7 @@ import pytest
 import sounddevice
 import soundfile
 
-from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.engine.events import AudioChunk, StreamEnded
 from dfd.daemon.service.capture.devices import DeviceSource, list_input_devices
 from tests.capture_sink import CollectingSink
 from tests.pulse import PULSE_VARIABLES, SINK, private_pulse_server, pulse_tool

@@ -15,7 +15,7 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.engine.events import AudioChunk, StreamEnded
 from dfd.daemon.service.capture.pcm_ingest import (
     MalformedFrame,
     PcmIngestSource,

@@ -18,7 +18,7 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfd.daemon.service.capture.base import AudioChunk, CaptureEvent, StreamEnded
+from dfd.daemon.engine.events import AudioChunk, CaptureEvent, StreamEnded
 from dfd.daemon.service.capture.rtp import (
     MAX_DROPOUT,
     MalformedPacket,

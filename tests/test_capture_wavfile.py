@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.engine.events import AudioChunk, StreamEnded
 from dfd.daemon.service.capture.wavfile import WavSource
 from tests.capture_sink import CollectingSink
 from tests.signals import RATE, tone

@@ -29,8 +29,8 @@ from zmq.utils.monitor import recv_monitor_message
 
 from dfd.core.typed_config import ConfigError
 from dfd.daemon.clients.subscriber import subscribe
+from dfd.daemon.engine.events import AudioChunk, CaptureEvent, StreamEnded
 from dfd.daemon.service.bus import EventBus
-from dfd.daemon.service.capture.base import AudioChunk, CaptureEvent, StreamEnded
 from dfd.daemon.service.capture.pcm_ingest import PcmIngestSource
 from dfd.daemon.service.keys import (
     CurveClient,

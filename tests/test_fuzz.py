@@ -31,7 +31,7 @@ from structlog.testing import capture_logs
 
 from dfd.core.layered_config import toml_value
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
+from dfd.daemon.engine.events import AudioChunk, StreamEnded
 from dfd.daemon.service.capture.pcm_ingest import MalformedFrame, PcmIngestSource, parse_pcm_frames
 from dfd.daemon.service.capture.rtp import (
     MalformedPacket,

@@ -30,8 +30,9 @@ import pytest
 import zmq
 from structlog.testing import capture_logs
 
+from dfd.daemon.engine.events import AudioChunk, StreamEnded
 from dfd.daemon.engine.scoring import BatchResult
-from dfd.daemon.service.capture.base import AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.service.capture.base import Sink, Source
 from dfd.daemon.service.notify import Notifier, PipelineWatchdog
 from dfd.daemon.service.serve import Daemon
 from dfd.daemon.settings import load_settings

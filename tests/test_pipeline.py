@@ -30,6 +30,7 @@ from dfd.core.typed_config import ConfigError
 from dfd.daemon.audit.replay import ReplayRecorder
 from dfd.daemon.engine.callstream import CallStream, PendingWindow
 from dfd.daemon.engine.decisions import DecisionPolicy
+from dfd.daemon.engine.events import AudioChunk, StreamEnded
 from dfd.daemon.engine.models import (
     UNCALIBRATED_THRESHOLD,
     LoadedModel,
@@ -40,7 +41,6 @@ from dfd.daemon.engine.models import (
 from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.engine.scoring import BatchResult, InProcessScorer, WorkerError, WorkerPool
 from dfd.daemon.engine.speech import SpeechGate
-from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.settings import PipelineSettings
 from dfd.detectors.bundle import (
     MODEL_NAME,

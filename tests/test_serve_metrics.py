@@ -34,15 +34,17 @@ from dfd.daemon.audit.replay import ReplayRecorder
 from dfd.daemon.clients.status import StatusError, histogram_quantile, summarize
 from dfd.daemon.engine.events import (
     AlertRaised,
+    AudioChunk,
     BatchDispatched,
     EngineEvent,
     EventFanout,
+    StreamEnded,
     WindowScored,
 )
 from dfd.daemon.engine.models import ModelSet
 from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.logs import redacted_call_id
-from dfd.daemon.service.capture.base import AudioChunk, SourceCounters, StreamEnded
+from dfd.daemon.service.capture.base import SourceCounters
 from dfd.daemon.service.metrics import (
     LATENCY_BUCKETS,
     DaemonCollector,

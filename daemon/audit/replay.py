@@ -32,16 +32,17 @@ from dfd.core.typed_config import ConfigError
 from dfd.daemon.engine.decisions import ALERT_BASIS, VERDICTS, DecisionPolicy
 from dfd.daemon.engine.events import (
     AlertChanged,
+    AudioChunk,
     CallEnded,
     CallEvent,
     EngineEvent,
     EventSink,
+    StreamEnded,
     WindowScored,
 )
 from dfd.daemon.engine.models import ModelSet, load_trusted_keys
 from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.engine.scoring import InProcessScorer, Scorer
-from dfd.daemon.service.capture.base import AudioChunk, StreamEnded
 from dfd.daemon.settings import Settings, check_local_endpoint
 from dfd.detectors.bundle import BundleError
 from dfd.dsp.audio_io import AudioDecodeError, MissingToolError

@@ -1,4 +1,9 @@
-"""What the engine tells the world: one typed event per thing that happened.
+"""What goes into the engine and what it tells the world: typed events.
+
+In: ``AudioChunk`` (the next samples of one party of one call) and ``StreamEnded``, from a
+capture source (``service.capture``) or a file being audited (``audit.replay``).
+
+Out: one typed event per thing that happened.
 
 The pipeline emits them to one ``EventSink``. Call events (a call started, a window scored, an
 alert raised or cleared, a call ended) have a ``topic`` and a ``body()``: the JSON object the bus
@@ -12,6 +17,36 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+# -- in -----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioChunk:
+    call_id: str
+    channel: int
+    samples: np.ndarray  # (n,) float32 in [-1, 1]
+    sample_rate: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamEnded:
+    call_id: str
+    channel: int
+    # "bye", "timeout", "end-message", "end-of-file", "source-stopped", "daemon-stopping",
+    # "ssrc-change"
+    reason: str
+
+
+CaptureEvent = AudioChunk | StreamEnded
+
+STOPPED = "source-stopped"  # the source was stopped on its own (a test, a replay's end)
+DAEMON_STOPPING = "daemon-stopping"  # the daemon is shutting down (SIGTERM)
+
+
+# -- out ----------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

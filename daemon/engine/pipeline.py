@@ -39,16 +39,18 @@ from dfd.daemon.engine.decisions import DecisionPolicy
 from dfd.daemon.engine.events import (
     AlertCleared,
     AlertRaised,
+    AudioChunk,
     BatchDispatched,
     CallEnded,
     CallStarted,
+    CaptureEvent,
     EventSink,
+    StreamEnded,
     WindowScored,
 )
 from dfd.daemon.engine.models import ModelSet
 from dfd.daemon.engine.scoring import FeatureStage, Scorer
 from dfd.daemon.engine.speech import SpeechGate
-from dfd.daemon.service.capture.base import AudioChunk, CaptureEvent, StreamEnded
 from dfd.daemon.settings import PipelineSettings
 
 log = structlog.get_logger(__name__)

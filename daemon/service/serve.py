@@ -29,12 +29,12 @@ from typing import Any
 import structlog
 
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.engine.events import EventFanout
+from dfd.daemon.engine.events import DAEMON_STOPPING, CaptureEvent, EventFanout
 from dfd.daemon.engine.models import ModelSet, load_trusted_keys
 from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.engine.scoring import WorkerPool
 from dfd.daemon.service.bus import AlertJournal, EventBus
-from dfd.daemon.service.capture.base import DAEMON_STOPPING, CaptureEvent, Source
+from dfd.daemon.service.capture.base import Source
 from dfd.daemon.service.keys import load_curve_server
 from dfd.daemon.service.metrics import DaemonMetrics, serve_metrics
 from dfd.daemon.service.notify import Notifier, PipelineWatchdog

@@ -1,6 +1,7 @@
-"""What every capture source hands the pipeline, and the interface a source implements.
+"""The interface a capture source implements, and what it counts.
 
-A source turns some live transport into a sequence of ``CaptureEvent``s for the pipeline:
+A source turns some live transport into a sequence of ``CaptureEvent``s for the pipeline (the
+engine's input types, defined in ``engine.events``):
 
 - ``AudioChunk``: the next samples of one party of one call (``call_id`` + ``channel``), mono
   float32 in [-1, 1] at the source's own rate. Chunks of one stream arrive in order and are
@@ -19,30 +20,13 @@ import abc
 import dataclasses
 from collections.abc import Callable
 
-import numpy as np
 import structlog
+
+from dfd.daemon.engine.events import STOPPED, AudioChunk, CaptureEvent
 
 log = structlog.get_logger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class AudioChunk:
-    call_id: str
-    channel: int
-    samples: np.ndarray  # (n,) float32 in [-1, 1]
-    sample_rate: int
-
-
-@dataclasses.dataclass(frozen=True)
-class StreamEnded:
-    call_id: str
-    channel: int
-    # "bye", "timeout", "end-message", "end-of-file", "source-stopped", "daemon-stopping",
-    # "ssrc-change"
-    reason: str
-
-
-CaptureEvent = AudioChunk | StreamEnded
 Sink = Callable[[CaptureEvent], None]
 
 
@@ -59,10 +43,6 @@ class SourceCounters:
     refused: int = 0  # packets or frames of new streams over the stream limits: dropped
     streams_started: int = 0
     streams_ended: int = 0
-
-
-STOPPED = "source-stopped"  # the source was stopped on its own (a test, a replay's end)
-DAEMON_STOPPING = "daemon-stopping"  # the daemon is shutting down (SIGTERM)
 
 
 class Source(abc.ABC):

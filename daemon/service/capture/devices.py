@@ -24,7 +24,8 @@ import numpy as np
 import sounddevice
 import structlog
 
-from dfd.daemon.service.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.engine.events import STOPPED, AudioChunk, StreamEnded
+from dfd.daemon.service.capture.base import Sink, Source
 
 log = structlog.get_logger(__name__)
 

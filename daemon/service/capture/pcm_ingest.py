@@ -45,13 +45,14 @@ import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
+from dfd.daemon.engine.events import STOPPED, AudioChunk, StreamEnded
 from dfd.daemon.service.capture.admission import (
     REFUSAL_WARNING_S,
     RateLimitedWarning,
     StreamAdmission,
     StreamLimits,
 )
-from dfd.daemon.service.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.service.capture.base import Sink, Source
 from dfd.daemon.service.keys import CurveServer
 
 log = structlog.get_logger(__name__)

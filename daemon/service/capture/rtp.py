@@ -49,13 +49,14 @@ from typing import NamedTuple
 import numpy as np
 import structlog
 
+from dfd.daemon.engine.events import STOPPED, AudioChunk, StreamEnded
 from dfd.daemon.service.capture.admission import (
     REFUSAL_WARNING_S,
     RateLimitedWarning,
     StreamAdmission,
     StreamLimits,
 )
-from dfd.daemon.service.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.service.capture.base import Sink, Source
 from dfd.dsp.g711 import alaw_to_linear, ulaw_to_linear
 
 log = structlog.get_logger(__name__)

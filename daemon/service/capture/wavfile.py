@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from dfd.daemon.service.capture.base import STOPPED, AudioChunk, Sink, Source, StreamEnded
+from dfd.daemon.engine.events import STOPPED, AudioChunk, StreamEnded
+from dfd.daemon.service.capture.base import Sink, Source
 from dfd.dsp.audio_io import PIPELINE_SAMPLE_RATE, AudioDecodeError
 from dfd.dsp.audio_stream import open_audio_stream
 from dfd.dsp.stream_resample import StreamResampler
