@@ -35,28 +35,6 @@ class LoggingSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class DspSettings:
-    sample_rate: int = 16_000
-    window_s: float = 2.0
-    hop_s: float = 0.5
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        self.geometry()  # validates the window arithmetic
-        if self.batch_size < 1:
-            raise ConfigError(f"dsp.batch_size must be at least 1, got {self.batch_size}")
-        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda"):
-            raise ConfigError(f"dsp.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-
-    def geometry(self) -> WindowGeometry:
-        try:
-            return WindowGeometry(self.sample_rate, self.window_s, self.hop_s)
-        except ValueError as error:
-            raise ConfigError(f"dsp: {error}") from error
-
-
-@dataclasses.dataclass(frozen=True)
 class PipelineSettings:
     """How windows are batched and shed (see ``dfd.daemon.engine.pipeline``)."""
 
@@ -91,8 +69,9 @@ class ModelSettings:
     bundles: tuple[str, ...] = ("default",)
     weights: tuple[float, ...] | None = None  # one per bundle; equal when absent
     threshold: Literal["eer", "far_1pct"] | float = "eer"  # a card's threshold, or a number
+    # The one place for the hop and the device; each bundle carries its own window.
     hop_s: float | None = None  # None: each bundle's own hop
-    device: str = "auto"  # ONNX Runtime: auto | cpu | cuda | cuda:N
+    device: str = "auto"  # front ends and ONNX Runtime: auto | cpu | cuda | cuda:N
     workers: int = 0  # detector worker processes; 0: one per CPU core (one when on CUDA)
     threads_per_worker: int = 1
     # A worker that holds a batch this long is killed and restarted, the batch sent again once.
@@ -105,6 +84,15 @@ class ModelSettings:
     def __post_init__(self) -> None:
         if not self.bundles:
             raise ConfigError("models.bundles must name at least one bundle")
+        if self.hop_s is not None:
+            try:  # a whole number of samples at the pipeline's rate (16 kHz)
+                WindowGeometry(hop_s=self.hop_s)
+            except (ValueError, OverflowError) as error:
+                raise ConfigError(f"models.hop_s: {error}") from error
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ConfigError(
+                f"models.device must be auto, cpu, cuda or cuda:N, got {self.device!r}"
+            )
         if self.weights is not None and len(self.weights) != len(self.bundles):
             raise ConfigError("models.weights must give one weight per bundle")
         if self.workers < 0 or self.threads_per_worker < 1:
@@ -261,7 +249,6 @@ class ServeSettings:
 @dataclasses.dataclass(frozen=True)
 class Settings:
     logging: LoggingSettings = dataclasses.field(default_factory=LoggingSettings)
-    dsp: DspSettings = dataclasses.field(default_factory=DspSettings)
     models: ModelSettings = dataclasses.field(default_factory=ModelSettings)
     pipeline: PipelineSettings = dataclasses.field(default_factory=PipelineSettings)
     decision: DecisionPolicy = dataclasses.field(default_factory=DecisionPolicy)

@@ -53,7 +53,7 @@ import numpy as np
 
 from dfd.core.safe_files import open_regular_file, read_regular_file
 from dfd.core.typed_config import ConfigError, build_dataclass
-from dfd.detectors.contract import INPUT_NAME, OutputConvention
+from dfd.detectors.contract import INPUT_NAME, OutputConvention, graph_metadata, spoof_direction
 from dfd.dsp.framer import WindowGeometry
 from dfd.dsp.frontends import FrontendSpec, frontend_spec_from_dict
 
@@ -129,9 +129,7 @@ class OutputSpec:
         if self.spoof_index is not None:
             if outputs.ndim != 2 or outputs.shape[1] != 2:
                 raise ValueError(f"class logits are (batch, 2), got {outputs.shape}")
-            spoof = outputs[:, self.spoof_index]
-            bonafide = outputs[:, 1 - self.spoof_index]
-            return np.asarray(spoof - bonafide, dtype=np.float32)
+            return np.asarray(spoof_direction(outputs, self.spoof_index), dtype=np.float32)
         if outputs.ndim == 2 and outputs.shape[1] == 1:
             outputs = outputs[:, 0]
         if outputs.ndim != 1:
@@ -527,15 +525,14 @@ def load_bundle(
 
 def expected_metadata(card: ModelCard) -> dict[str, str]:
     """The ``metadata_props`` a bundle's graph must carry (``DetectorFamily.metadata``)."""
-    entries = {
-        "dfd.family": card.family,
-        "dfd.frontend": card.frontend_spec.to_json(),
-        "dfd.output": card.output.convention,
-        "dfd.output_name": card.output.name,
-    }
-    if card.output.spoof_index is not None:
-        entries["dfd.spoof_index"] = str(card.output.spoof_index)
-    return entries
+    output = card.output
+    return graph_metadata(
+        card.family,
+        card.frontend_spec.to_json(),
+        output.convention,
+        output.name,
+        output.spoof_index,
+    )
 
 
 def _check_model(folder: Path, card: ModelCard) -> tuple[tuple[int | None, ...], int]:

@@ -7,7 +7,7 @@ processes which only run ONNX graphs never import torch.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol, Self, TypeVar
 
 INPUT_NAME = "features"  # the graph's one input: the front end's features for a batch of windows
 BATCH_AXIS = "batch"  # the name of its dynamic first axis
@@ -32,3 +32,44 @@ OutputConvention = Literal["spoof_logit", "class_logits", "spoof_score"]
     ``(batch,)``: an unbounded score, higher = more likely spoof, that is not a logit (a
     difference of embedding distances); calibration maps it to P(spoof).
 """
+
+
+class _Indexable(Protocol):
+    """A numpy array or a torch tensor: both take ``[:, i]`` and subtract."""
+
+    def __getitem__(self, key: tuple[slice, int]) -> Self: ...
+
+    def __sub__(self, other: Self) -> Self: ...
+
+
+Outputs = TypeVar("Outputs", bound=_Indexable)
+
+
+def spoof_direction(outputs: Outputs, spoof_index: int | None) -> Outputs:
+    """The raw spoof-direction value of a detector's output, higher = more likely spoof: class
+    logits ``(batch, 2)`` become ``logits[:, spoof] - logits[:, bona fide]`` (the spoof log-odds);
+    a one-value output (``spoof_index`` None) is already one. For numpy arrays (the daemon, the
+    model card) and torch tensors (training) alike."""
+    if spoof_index is None:
+        return outputs
+    return outputs[:, spoof_index] - outputs[:, 1 - spoof_index]
+
+
+def graph_metadata(
+    family: str,
+    frontend_json: str,
+    output: OutputConvention,
+    output_name: str,
+    spoof_index: int | None,
+) -> dict[str, str]:
+    """The contract an exported graph carries in its ONNX ``metadata_props``: the exporter
+    writes it (``DetectorFamily.metadata``), the bundle loader checks it against the card."""
+    entries = {
+        "dfd.family": family,
+        "dfd.frontend": frontend_json,
+        "dfd.output": output,
+        "dfd.output_name": output_name,
+    }
+    if spoof_index is not None:
+        entries["dfd.spoof_index"] = str(spoof_index)
+    return entries

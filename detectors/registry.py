@@ -21,7 +21,7 @@ from torch import nn
 
 from dfd.detectors.aasist import AASIST, AASIST_L, AasistConfig, build_aasist
 from dfd.detectors.aasist import SPOOF_INDEX as AASIST_SPOOF_INDEX
-from dfd.detectors.contract import LOSS_NAMES, LossName, OutputConvention
+from dfd.detectors.contract import LOSS_NAMES, LossName, OutputConvention, graph_metadata
 from dfd.detectors.effnet_mel import EffnetMel, EffnetMelConfig
 from dfd.detectors.mfcc_cnn import SPOOF_INDEX as MFCC_CNN_SPOOF_INDEX
 from dfd.detectors.mfcc_cnn import MfccCnn, MfccCnnConfig
@@ -67,15 +67,9 @@ class DetectorFamily(Generic[ConfigT]):
     def metadata(self, config: ConfigT | None = None) -> dict[str, str]:
         """The contract an exported model carries (ONNX ``metadata_props``)."""
         spec = self.frontend if config is None else self.frontend_of(config)
-        entries = {
-            "dfd.family": self.name,
-            "dfd.frontend": spec.to_json(),
-            "dfd.output": self.output,
-            "dfd.output_name": self.output_name,
-        }
-        if self.spoof_index is not None:
-            entries["dfd.spoof_index"] = str(self.spoof_index)
-        return entries
+        return graph_metadata(
+            self.name, spec.to_json(), self.output, self.output_name, self.spoof_index
+        )
 
 
 def _aasist_frontend(config: AasistConfig) -> FrontendSpec:

@@ -90,13 +90,14 @@ def test_warning_level_silences_info_logs() -> None:
     assert result.stderr == ""
 
 
-def test_config_file_sets_the_window_geometry(tmp_path: Path) -> None:
+def test_features_frames_with_the_window_and_hop_given(tmp_path: Path) -> None:
     config = tmp_path / "dfd.toml"
-    config.write_text('[dsp]\nwindow_s = 1.0\nhop_s = 1\n[logging]\nlevel = "error"\n')
+    config.write_text('[logging]\nlevel = "error"\n')
     out = tmp_path / "f.npz"
     result = dfd(
-        "--config", str(config), "features", str(SAMPLE_CALL), "-f", "mfcc", "--out", str(out)
-    )
+        "--config", str(config), "features", str(SAMPLE_CALL), "-f", "mfcc",
+        "--window", "1", "--hop", "1", "--out", str(out),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     starts = np.load(out)["channel0/window_starts"]
     samples_16k = 2 * soundfile.info(SAMPLE_CALL).frames
@@ -108,12 +109,12 @@ def test_config_file_sets_the_window_geometry(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[dsp]\nwindow_seconds = 2.0\n", "unknown key(s) window_seconds"),
-        ("[dsp]\nhop_s = 0.00003\n", "not a whole number of samples"),
-        ("[dsp]\nbatch_size = true\n", "dsp.batch_size: expected int"),
+        ("[models]\nhop_seconds = 2.0\n", "unknown key(s) hop_seconds"),
+        ("[models]\nhop_s = 0.00003\n", "not a whole number of samples"),
+        ("[pipeline]\nbatch_size = true\n", "pipeline.batch_size: expected int"),
         ('[logging]\nlevel = "loud"\n', "logging.level must be one of"),
         ("[alerts]\ntopic = 'x'\n", "unknown key(s) alerts"),
-        ("[dsp\n", "not valid TOML"),
+        ("[models\n", "not valid TOML"),
     ],
 )
 def test_bad_config_files_are_refused_naming_the_problem(
@@ -127,11 +128,12 @@ def test_bad_config_files_are_refused_naming_the_problem(
 
 
 def test_config_path_can_come_from_the_environment(tmp_path: Path) -> None:
+    """The hop of [models] (from $DFD_CONFIG) frames dfd features as it frames the daemon."""
     config = tmp_path / "dfd.toml"
-    config.write_text("[dsp]\nwindow_s = 3\n")
+    config.write_text("[models]\nhop_s = 0.25\n")
     result = dfd("features", str(SAMPLE_CALL), "-f", "mfcc", env={"DFD_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
-    assert "windows of 3.0 s every 0.5 s" in result.stdout
+    assert "windows of 2.0 s every 0.25 s" in result.stdout
 
 
 def test_bad_front_end_and_unreadable_audio_are_clean_errors(tmp_path: Path) -> None:

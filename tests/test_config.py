@@ -56,7 +56,7 @@ def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
     assert from_file.models.workers == 2
     assert from_file.serve.pub == "tcp://127.0.0.1:6001"
     assert from_file.serve.status_interval_s == 2.0
-    assert from_file.dsp == defaults.dsp  # untouched sections keep their defaults
+    assert from_file.speech == defaults.speech  # untouched sections keep their defaults
 
     environ = {
         "DFD_MODELS__THRESHOLD": "0.7",  # overrides the file
@@ -131,7 +131,7 @@ def test_command_line_options_override_the_environment_and_the_file(tmp_path: Pa
 def test_config_show_prints_toml_that_loads_back_to_the_same_settings(tmp_path: Path) -> None:
     config = write(
         tmp_path,
-        CONFIG + '[logging]\nformat = "json"\n[dsp]\nhop_s = 0.25\n'
+        CONFIG + '[logging]\nformat = "json"\n[pipeline]\nbatch_size = 4\n'
         "[speech]\nactive_level_dbfs = -40\n[decision]\nraise_over = 2\nof = 4\n",
     )
     env = {
@@ -168,21 +168,23 @@ def test_toml_values_round_trip(value: object) -> None:
             "models.threshold: expected 'eer', 'far_1pct' or a number, got 'foo'",
         ),
         (
-            "# settings\n\n[dsp]\n  batch_size = true  # on\n",
+            "# settings\n\n[pipeline]\n  batch_size = true  # on\n",
             4,
-            "dsp.batch_size: expected int, got True",
+            "pipeline.batch_size: expected int, got True",
         ),
-        ("[dsp]\nwindow_s = 2.0\nwindow_seconds = 2.0\n", 3, "dsp: unknown key(s) window_seconds"),
+        ("[models]\nhop_s = 1.0\nhop_seconds = 2.0\n", 3, "models: unknown key(s) hop_seconds"),
         ("[models]\nworkers = 1\n\n[alerts]\ntopic = 'x'\n", 4, "unknown key(s) alerts"),
         ("[serve]\nstatus_interval_s = 0\n", 2, "serve.status_interval_s must be > 0"),
-        ("[dsp]\nhop_s = 0.00003\n", 2, "not a whole number of samples"),
+        ("[models]\nhop_s = 0.00003\n", 2, "models.hop_s: hop_s=3e-05 s is not a whole number"),
+        # window, hop and device are set in one place: [models] (the window is each bundle's)
+        ("[dsp]\ndevice = 'cpu'\n", 1, "unknown key(s) dsp"),
         ('[logging]\nlevel = "loud"\n', 2, "logging.level must be one of"),
         (
             "[serve]\npub = 'tcp://127.0.0.1:1'\n\ndevices = ['a', 3]\n",
             4,
             "serve.devices[1]: expected str, got 3",
         ),
-        ("dsp.sample_rate = 'x'\n", 1, "dsp.sample_rate: expected int"),
+        ("speech.frame_s = 'x'\n", 1, "speech.frame_s: expected"),
         ("serve = { pub = 5 }\n", 1, "serve.pub: expected str, got 5"),
         (
             # a line inside a multi-line string is no key
@@ -190,7 +192,7 @@ def test_toml_values_round_trip(value: object) -> None:
             5,
             "serve: unknown key(s) loudness",
         ),
-        ("[dsp]\nwindow_s = \n", 2, "not valid TOML"),
+        ("[models]\nhop_s = \n", 2, "not valid TOML"),
         ("[models]\nthreshold = 0.5\n[models]\n", 3, "not valid TOML"),
     ],
 )
@@ -323,7 +325,7 @@ def test_config_check_judges_the_file_alone(tmp_path: Path) -> None:
     """Neither a broken $DFD_CONFIG nor DFD_* overrides in the caller's environment change the
     verdict on FILE; `config show` does apply them, and says what is wrong."""
     good = write(tmp_path, CONFIG)
-    broken = write(tmp_path, "[dsp\n", "broken.toml")
+    broken = write(tmp_path, "[models\n", "broken.toml")
     env = {"DFD_CONFIG": str(broken), "DFD_MODELS__WORKERS": "-5"}
     result = dfd("config", "check", str(good), env=env)
     assert (result.returncode, result.stdout) == (0, f"{good}: ok\n")

@@ -271,10 +271,10 @@ def test_what_the_fuzzing_found_is_refused_in_one_line(tmp_path: Path) -> None:
     taken for timeouts and thresholds; a port of Unicode digits was refused without naming the
     key; a name with a line break in it made an error of two lines."""
     cases = {
-        "[dsp]\nwindow_s = inf\n": "dsp.window_s: expected a finite number, got inf",
+        "[models]\nhop_s = inf\n": "models.hop_s: expected a finite number, got inf",
         "[models]\nthreshold = nan\n": "models.threshold: expected a finite number, got nan",
         "[models]\nweights = [1.0, -inf]\n": "models.weights: expected a finite number",
-        "[dsp]\nwindow_s = 1e308\n": "cannot convert float infinity to integer",
+        "[models]\nhop_s = 1e308\n": "cannot convert float infinity to integer",
         "[serve]\nmetrics = '127.0.0.1:\u00b2'\n": "serve.metrics must be HOST:PORT",
     }
     for text, message in cases.items():

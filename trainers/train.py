@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from dfd.core.typed_config import ConfigError, coerce_value
+from dfd.detectors.contract import spoof_direction
 from dfd.detectors.registry import DetectorFamily, family
 from dfd.detectors.state_dicts import load_checked_state_dict
 from dfd.dsp.audio_io import load_audio
@@ -333,11 +334,7 @@ def resolve_model_config(entry: DetectorFamily[Any], overrides: dict[str, Any]) 
 
 def raw_output(entry: DetectorFamily[Any], output: torch.Tensor) -> torch.Tensor:
     """The spoof-direction raw score of a model output: higher = more likely synthetic."""
-    if entry.output == "class_logits":
-        spoof = entry.spoof_index
-        assert spoof is not None
-        return output[:, spoof] - output[:, 1 - spoof]
-    return output
+    return spoof_direction(output, entry.spoof_index)
 
 
 def score_utterances(

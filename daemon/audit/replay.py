@@ -40,7 +40,7 @@ from dfd.daemon.engine.events import (
     StreamEnded,
     WindowScored,
 )
-from dfd.daemon.engine.models import ModelSet, load_trusted_keys
+from dfd.daemon.engine.models import ModelSet
 from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.engine.scoring import InProcessScorer, Scorer
 from dfd.daemon.settings import Settings, check_local_endpoint
@@ -355,7 +355,7 @@ def audit_pipeline(
         audit,
         speech=settings.speech,
         decision=settings.decision,
-        frontend_device=device or settings.dsp.device,
+        frontend_device=device or settings.models.device,
         shed_windows=False,  # an audit scores every window
     )
     return pipeline, recorder
@@ -394,13 +394,12 @@ def run_replay(
             _error(str(error))
             return 2
     try:
-        models = ModelSet.load(
-            bundles or list(models_settings.bundles),
-            threshold=threshold if threshold is not None else models_settings.threshold,  # type: ignore[arg-type]
-            weights=None if bundles else models_settings.weights,
-            hop_s=hop_s if hop_s is not None else models_settings.hop_s,
+        models = ModelSet.from_settings(
+            models_settings,
+            bundles or (),
+            threshold=threshold,  # type: ignore[arg-type]
+            hop_s=hop_s,
             window_s=window_s,
-            trusted_keys=load_trusted_keys(models_settings.trusted_keys),
         )
         scorer = InProcessScorer(models.paths, device=device or models_settings.device)
     except (BundleError, ConfigError, FileNotFoundError) as error:

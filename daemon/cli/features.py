@@ -43,7 +43,25 @@ def frontends() -> None:
     metavar="JSON",
     help='Front end with explicit parameters, e.g. \'{"kind": "logmel", "n_mels": 128}\'.',
 )
-@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default from settings).")
+@click.option(
+    "--window",
+    "window_s",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Window length in seconds.",
+)
+@click.option(
+    "--hop", "hop_s", type=float, help="Hop in seconds (default [models] hop_s, else 0.5)."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Windows per batch.",
+)
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default [models] device).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -55,6 +73,9 @@ def features(
     audio: Path,
     kinds: tuple[str, ...],
     spec_texts: tuple[str, ...],
+    window_s: float,
+    hop_s: float | None,
+    batch_size: int,
     device: str | None,
     out: Path | None,
 ) -> None:
@@ -64,12 +85,16 @@ def features(
     from dfd.dsp.audio_io import AudioDecodeError, MissingToolError, load_audio
     from dfd.dsp.batcher import FrontendBank
     from dfd.dsp.extract import extract_features
+    from dfd.dsp.framer import WindowGeometry
 
     specs = _parse_specs(kinds, spec_texts)
-    geometry = settings.dsp.geometry()
+    try:
+        geometry = WindowGeometry(16_000, window_s, hop_s or settings.models.hop_s or 0.5)
+    except (ValueError, OverflowError) as error:
+        raise click.BadParameter(str(error), param_hint="--window/--hop") from error
     try:
         recording = load_audio(audio, sample_rate=geometry.sample_rate)
-        bank = FrontendBank(device or settings.dsp.device)
+        bank = FrontendBank(device or settings.models.device)
     except (AudioDecodeError, MissingToolError, RuntimeError) as error:
         raise click.ClickException(str(error)) from error
     log.info(
@@ -81,7 +106,7 @@ def features(
         source_format=recording.source_format,
     )
     started = time.perf_counter()
-    channels = extract_features(recording, specs, geometry, bank, settings.dsp.batch_size)
+    channels = extract_features(recording, specs, geometry, bank, batch_size)
     elapsed = time.perf_counter() - started
 
     click.echo(

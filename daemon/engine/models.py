@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from dfd.detectors.bundle import Bundle, BundleError, load_bundle
 from dfd.detectors.signing import TrustedKeys
 from dfd.dsp.framer import WindowGeometry
 from dfd.dsp.frontends import FrontendSpec
+
+if TYPE_CHECKING:
+    from dfd.daemon.settings import ModelSettings
 
 ThresholdName = Literal["eer", "far_1pct"]
 DEFAULT_MODEL = "default"  # the bundle shipped inside the package
@@ -156,6 +159,27 @@ class ModelSet:
             bundle = load_bundle(resolve_bundle_path(path), trusted_keys)
             models.append(LoadedModel(bundle, pick_threshold(bundle, threshold), weight))
         return cls(models, hop_s, window_s)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ModelSettings,
+        bundles: Sequence[str | Path] = (),
+        threshold: ThresholdName | float | None = None,
+        hop_s: float | None = None,
+        window_s: float | None = None,
+    ) -> ModelSet:
+        """The models ``[models]`` names, with its threshold, weights, hop and trusted keys (the
+        key files read again each time: a reload picks up a new key). ``bundles`` (a command's
+        ``--model``) replace its bundles and weights; ``threshold`` and ``hop_s`` override."""
+        return cls.load(
+            list(bundles) or list(settings.bundles),
+            threshold=threshold if threshold is not None else settings.threshold,
+            weights=None if bundles else settings.weights,
+            hop_s=hop_s if hop_s is not None else settings.hop_s,
+            window_s=window_s,
+            trusted_keys=load_trusted_keys(settings.trusted_keys),
+        )
 
     @property
     def paths(self) -> list[Path]:

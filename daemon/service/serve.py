@@ -30,7 +30,7 @@ import structlog
 
 from dfd.core.typed_config import ConfigError
 from dfd.daemon.engine.events import DAEMON_STOPPING, CaptureEvent, EventFanout
-from dfd.daemon.engine.models import ModelSet, load_trusted_keys
+from dfd.daemon.engine.models import ModelSet
 from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.engine.scoring import WorkerPool
 from dfd.daemon.service.bus import AlertJournal, EventBus
@@ -53,14 +53,7 @@ class DaemonCounters:
 
 
 def load_models(settings: Settings, bundles: list[str] | None = None) -> ModelSet:
-    models = settings.models
-    return ModelSet.load(
-        bundles or list(models.bundles),
-        threshold=models.threshold,
-        weights=None if bundles else models.weights,
-        hop_s=models.hop_s,
-        trusted_keys=load_trusted_keys(models.trusted_keys),  # read again on each reload
-    )
+    return ModelSet.from_settings(settings.models, bundles or ())
 
 
 def start_pool(settings: Settings, models: ModelSet) -> WorkerPool:
@@ -139,7 +132,7 @@ class Daemon:
             self.settings.pipeline,
             speech=self.settings.speech,
             decision=self.settings.decision,
-            frontend_device=self.settings.dsp.device,
+            frontend_device=self.settings.models.device,
             one_window_per_stream=True,  # a lost batch costs each call at most one window
         )
 
