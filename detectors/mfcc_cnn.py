@@ -1,7 +1,8 @@
-"""mfcc-cnn: a small two-layer CNN over 20 MFCCs, with a two-way output.
+"""mfcc-cnn: a small two-layer CNN over cepstra (20 MFCCs by default), with a two-way output.
 
 Front end: ``MfccSpec()`` (20 coefficients from 40 log-mel bands, 512-point FFT, hop 160),
-``(batch, 20, 201)`` for a 2 s window. The coefficients are normalised per coefficient (batch
+``(batch, 20, 201)`` for a 2 s window; or an ``LfccSpec`` (linear filters; with deltas,
+``(batch, 60, 201)``). The coefficients are normalised per coefficient (batch
 norm: running mean and variance learned in training; c0 is on a much larger scale than the
 rest), then two 3 x 3 convolutions (16 and 32 channels, each with batch norm, ReLU and 2 x 2 max
 pooling), then a dense layer of 128 with dropout, and two output logits. Between the convolutions
@@ -12,8 +13,8 @@ and the dense layer, ``pooling`` chooses:
   million weights in the dense layer; with RawBoost-style augmentation it can collapse (every
   hidden unit dead, a constant output) within the first hundred steps.
 - ``"time-stats"``: the mean and standard deviation over time of each channel and band (x-vector
-  statistics pooling), 2 x 32 x 5 values: about 80 times fewer dense weights, trains stably under
-  the same augmentation, and takes any number of frames.
+  statistics pooling), 2 x 32 x rows / 4 values (320 for MFCCs): 25 times fewer dense weights,
+  trains stably under the same augmentation, and takes any number of frames.
 
 Output: ``(batch, 2)`` class logits, index 0 = bona fide, index 1 = spoof (``output_convention
 "class_logits"``); train with ``CrossEntropyLoss`` on labels 1 = spoof.
@@ -30,7 +31,7 @@ from torch import nn
 from dfd.core.typed_config import ConfigError
 from dfd.detectors.common import WINDOW_SAMPLES, Detector, describe
 from dfd.detectors.contract import OutputConvention
-from dfd.dsp.frontends import FrontendSpec, MfccSpec
+from dfd.dsp.frontends import FrontendSpec, LfccSpec, MfccSpec
 
 BONAFIDE_INDEX = 0
 SPOOF_INDEX = 1
@@ -39,7 +40,9 @@ DEFAULT_FRONTEND = MfccSpec()
 
 @dataclasses.dataclass(frozen=True)
 class MfccCnnConfig:
-    frontend: MfccSpec = DEFAULT_FRONTEND
+    # Cepstra in: MFCCs (the reference design), or LFCCs (linear filters, so the high band keeps
+    # its resolution; with deltas, 3 x n_lfcc rows), e.g. [model] frontend = { n_lfcc = 20 }.
+    frontend: MfccSpec | LfccSpec = DEFAULT_FRONTEND
     window_samples: int = WINDOW_SAMPLES
     channels: tuple[int, int] = (16, 32)
     hidden: int = 128
@@ -56,7 +59,8 @@ class MfccCnnConfig:
 
     @property
     def input_shape(self) -> tuple[int, int]:
-        return (self.frontend.n_mfcc, self.frontend.frames(self.window_samples))
+        rows, frames = self.frontend.output_shape(self.window_samples)
+        return (rows, frames)
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -123,5 +123,4 @@ class DetectorSession:
         if all(isinstance(dim, int) for dim in declared):
             return tuple(int(dim) for dim in declared if dim is not None)
         # A symbolic axis (a graph exported with a dynamic time axis): the front end says.
-        frontend = self.bundle.frontend_spec.build()
-        return tuple(frontend.output_shape(self.bundle.window.samples))
+        return self.bundle.frontend_spec.output_shape(self.bundle.window.samples)

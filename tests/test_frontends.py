@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -262,6 +264,20 @@ def test_a_windows_features_do_not_depend_on_the_rest_of_the_batch(
 def test_output_shape_is_what_forward_returns(spec: FrontendSpec) -> None:
     module = spec.build()
     assert run(spec, np.zeros((3, 32_000))).shape == (3, *module.output_shape(32_000))
+
+
+def test_specs_give_their_output_shape_without_torch() -> None:
+    """What a detector worker asks of a spec, answered without importing torch."""
+    code = (
+        "import sys\n"
+        "from dfd.dsp.frontends import frontend_kinds, frontend_spec_class\n"
+        "shapes = {k: frontend_spec_class(k)().output_shape(32000) for k in frontend_kinds()}\n"
+        "print(sorted(shapes.items()), 'torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("False")
+    assert "('lfcc', (60, 201))" in result.stdout
 
 
 @pytest.mark.cuda

@@ -24,6 +24,6 @@ class Frontend(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor: ...
 
-    @abc.abstractmethod
     def output_shape(self, num_samples: int) -> tuple[int, ...]:
-        """Shape of one item's features for a window of ``num_samples`` samples."""
+        """Shape of one item's features for a window of ``num_samples`` samples (the spec's)."""
+        return self.spec.output_shape(num_samples)

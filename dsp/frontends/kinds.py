@@ -57,6 +57,10 @@ class SincConvSpec(FrontendSpec):
     def upper_hz(self) -> float:
         return float(self.sample_rate / 2 if self.f_max is None else self.f_max)
 
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        frames = (num_samples + 2 * self.padding - self.kernel_size) // self.stride + 1
+        return (self.out_channels, frames)
+
     def build(self) -> SincConv:
         from dfd.dsp.frontends.sinc import SincConv
 
@@ -104,6 +108,9 @@ class LogMelSpec(_StftSpec):
     n_mels: int = 80
     log_offset: float = 1e-6
 
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        return (self.n_mels, self.frames(num_samples))
+
     def build(self) -> LogMel:
         from dfd.dsp.frontends.spectral import LogMel
 
@@ -121,6 +128,9 @@ class MfccSpec(_StftSpec):
         super().__post_init__()
         if not 0 < self.n_mfcc <= self.n_mels:
             raise FrontendSpecError("mfcc: need 0 < n_mfcc <= n_mels")
+
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        return (self.n_mfcc, self.frames(num_samples))
 
     def build(self) -> Mfcc:
         from dfd.dsp.frontends.spectral import Mfcc
@@ -145,6 +155,10 @@ class LfccSpec(_StftSpec):
         if not 0 < self.n_lfcc <= self.n_filter:
             raise FrontendSpecError("lfcc: need 0 < n_lfcc <= n_filter")
 
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        rows = self.n_lfcc * (3 if self.with_deltas else 1)
+        return (rows, self.frames(num_samples))
+
     def build(self) -> Lfcc:
         from dfd.dsp.frontends.spectral import Lfcc
 
@@ -155,6 +169,9 @@ class LfccSpec(_StftSpec):
 @dataclasses.dataclass(frozen=True)
 class WaveformSpec(FrontendSpec):
     kind = "waveform"
+
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        return (num_samples,)
 
     def build(self) -> Waveform:
         from dfd.dsp.frontends.waveform import Waveform

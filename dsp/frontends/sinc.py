@@ -124,11 +124,6 @@ class SincConv(Frontend):
             waveforms.unsqueeze(1), kernels, stride=self.spec.stride, padding=self.spec.padding
         )
 
-    def output_shape(self, num_samples: int) -> tuple[int, ...]:
-        spec = self.spec
-        frames = (num_samples + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
-        return (spec.out_channels, frames)
-
 
 if __name__ == "__main__":  # pragma: no cover
     module = SincConvSpec().build()

@@ -35,6 +35,11 @@ class FrontendSpec(abc.ABC):
             raise FrontendSpecError(f"{self.kind}: sample_rate must be positive")
 
     @abc.abstractmethod
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        """Shape of one item's features for a window of ``num_samples`` samples (no torch: the
+        detector workers read it without building the module)."""
+
+    @abc.abstractmethod
     def build(self) -> Frontend:
         """Instantiate the ``nn.Module`` this spec describes."""
 

@@ -36,9 +36,6 @@ class LogMel(Frontend):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         return torch.log(self.mel(waveforms) + self.spec.log_offset)
 
-    def output_shape(self, num_samples: int) -> tuple[int, ...]:
-        return (self.spec.n_mels, self.spec.frames(num_samples))
-
 
 class Mfcc(Frontend):
     """``(batch, samples)`` -> ``(batch, n_mfcc, frames)``: orthonormal DCT-II of log mel power."""
@@ -64,9 +61,6 @@ class Mfcc(Frontend):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         features: torch.Tensor = self.mfcc(waveforms)
         return features
-
-    def output_shape(self, num_samples: int) -> tuple[int, ...]:
-        return (self.spec.n_mfcc, self.spec.frames(num_samples))
 
 
 class Lfcc(Frontend):
@@ -97,10 +91,6 @@ class Lfcc(Frontend):
             return coefficients
         delta = self.deltas(coefficients)
         return torch.cat([coefficients, delta, self.deltas(delta)], dim=-2)
-
-    def output_shape(self, num_samples: int) -> tuple[int, ...]:
-        rows = self.spec.n_lfcc * (3 if self.spec.with_deltas else 1)
-        return (rows, self.spec.frames(num_samples))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,3 @@ class Waveform(Frontend):
         if waveforms.dim() != 2:
             raise ValueError(f"expected (batch, samples), got {tuple(waveforms.shape)}")
         return waveforms
-
-    def output_shape(self, num_samples: int) -> tuple[int, ...]:
-        return (num_samples,)
