@@ -24,8 +24,8 @@ from dfd.detectors.bundle import (
     CARD_NAME,
     BundleError,
     Metrics,
+    ModelWindow,
     Training,
-    Window,
     new_card,
     sha256_file,
     write_bundle,
@@ -71,7 +71,7 @@ def import_aasist(
     card = new_card(
         entry,
         version=version,
-        window=Window.of(aasist_config.nb_samp, HOP_S),
+        window=ModelWindow.of(aasist_config.nb_samp, HOP_S),
         config=aasist_config,
         training=Training(
             config={

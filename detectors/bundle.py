@@ -77,8 +77,10 @@ class BundleError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Window:
-    """The scoring window the model was trained on: ``samples`` = ``window_s * sample_rate``."""
+class ModelWindow:
+    """The scoring window the model was trained on (the card's ``window``): its length and hop,
+    ``samples`` = ``window_s * sample_rate``. The samples of one window are a
+    ``dfd.dsp.framer.Window``."""
 
     sample_rate: int
     window_s: float
@@ -94,7 +96,7 @@ class Window:
             )
 
     @classmethod
-    def of(cls, samples: int, hop_s: float, sample_rate: int = 16_000) -> Window:
+    def of(cls, samples: int, hop_s: float, sample_rate: int = 16_000) -> ModelWindow:
         return cls(sample_rate, samples / sample_rate, hop_s, samples)
 
     @property
@@ -242,7 +244,7 @@ class ModelCard:
     family: str
     version: str
     created_by: str
-    window: Window
+    window: ModelWindow
     frontend: dict[str, Any]
     output: OutputSpec
     labels: str
@@ -318,7 +320,7 @@ class Bundle:
         return self.card.frontend_spec
 
     @property
-    def window(self) -> Window:
+    def window(self) -> ModelWindow:
         return self.card.window
 
     def official_score(self, logits: np.ndarray) -> np.ndarray:
@@ -362,7 +364,7 @@ def new_card(
     family: DetectorFamily[Any],
     *,
     version: str,
-    window: Window,
+    window: ModelWindow,
     config: Any = None,
     calibration: Calibration | None = None,
     thresholds: Thresholds | None = None,

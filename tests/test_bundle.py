@@ -33,7 +33,7 @@ from dfd.detectors.bundle import (
     BundleError,
     Calibration,
     ModelCard,
-    Window,
+    ModelWindow,
     load_bundle,
     new_card,
     read_card,
@@ -99,7 +99,7 @@ def build_bundle(folder: Path, name: str, windows: np.ndarray, **card: Any) -> B
         output_name=entry.output_name,
         metadata=entry.metadata(),
     )
-    written = new_card(entry, version="test-1", window=Window.of(WINDOW, 0.5), **card)
+    written = new_card(entry, version="test-1", window=ModelWindow.of(WINDOW, 0.5), **card)
     write_bundle(folder, onnx_path, written)
     return Built(folder, model, features)
 
@@ -404,7 +404,9 @@ def test_import_aasist_bundles_the_official_model_with_its_official_score(
     bundle = load_bundle(out)
     card = bundle.card
     assert card.family == "aasist"
-    assert card.window == Window(sample_rate=16_000, window_s=4.0375, hop_s=1.0, samples=64_600)
+    assert card.window == ModelWindow(
+        sample_rate=16_000, window_s=4.0375, hop_s=1.0, samples=64_600
+    )
     assert (card.output.name, card.output.convention, card.output.spoof_index) == (
         "logits",
         "class_logits",

@@ -46,9 +46,9 @@ from dfd.detectors.bundle import (
     MODEL_NAME,
     BundleError,
     Calibration,
+    ModelWindow,
     OperatingPoint,
     Thresholds,
-    Window,
     load_bundle,
     new_card,
     write_bundle,
@@ -100,7 +100,7 @@ def export(folder: Path, name: str, samples: int) -> Path:
 
 def bundle(folder: Path, onnx: Path, name: str, samples: int, version: str, **card: Any) -> Path:
     point = card.pop("operating_point", None)
-    written = new_card(family(name), version=version, window=Window.of(samples, 0.5), **card)
+    written = new_card(family(name), version=version, window=ModelWindow.of(samples, 0.5), **card)
     return write_bundle(folder, onnx, dataclasses.replace(written, operating_point=point))
 
 

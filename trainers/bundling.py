@@ -17,7 +17,7 @@ import numpy as np
 import structlog
 import torch
 
-from dfd.detectors.bundle import Metrics, Training, Window, new_card
+from dfd.detectors.bundle import Metrics, ModelWindow, Training, new_card
 from dfd.detectors.bundle import write_bundle as write_bundle_folder
 from dfd.detectors.export import export_onnx
 from dfd.trainers.calibration import card_calibration
@@ -54,7 +54,7 @@ def bundle_run(
     card = new_card(
         run.family,
         version=version,
-        window=Window.of(round(config.window_s * 16_000), config.hop_s),
+        window=ModelWindow.of(round(config.window_s * 16_000), config.hop_s),
         config=run.model_config,
         calibration=calibration,
         thresholds=thresholds,
