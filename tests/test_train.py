@@ -35,6 +35,7 @@ from dfd.trainers.train import (
     resolve_model_config,
     train,
 )
+from dfd.trainers.vocoded_pairs import paired_windows, vocoded_copies
 from tests.signals import REPO, SAMPLE_CALL
 
 RECIPES = REPO / "trainers" / "recipes"
@@ -502,3 +503,78 @@ def test_sharpness_aware_training_takes_its_own_steps(small_corpus: Path, tmp_pa
     assert changed
     with pytest.raises(ConfigError, match="sam_rho"):
         TrainConfig(family="mfcc-cnn", sam_rho=-0.1)
+
+
+# ------------------------------------------------------------------ paired vocoded batches
+
+
+def test_the_manifest_pairs_each_vocoded_copy_with_its_source(small_corpus: Path) -> None:
+    data = train_module.LabelledAudio.load(small_corpus / "protocols" / "train.txt", 16_000)
+    copies = vocoded_copies(data.trials)
+    manifest = json.loads((small_corpus / "manifest.json").read_text(encoding="utf-8"))
+    entries = {entry["utt_id"]: entry for entry in manifest["files"]}
+    assert copies, "the small corpus copy-synthesises training utterances"
+    for source, found in copies.items():
+        assert data.trials[source].label == "bonafide"
+        for copy in found:
+            entry = entries[data.trials[copy].utterance_id]
+            assert data.trials[copy].label == "spoof"
+            assert entry["family"].startswith("vocoder:")
+            assert entry["origin"] == data.trials[source].utterance_id
+    # every training copy of a training utterance is found, and nothing else
+    expected = sum(
+        1
+        for entry in entries.values()
+        if entry["family"].startswith("vocoder:")
+        and entry["origin"] in {t.utterance_id for t in data.trials}
+        and entry["utt_id"] in {t.utterance_id for t in data.trials}
+    )
+    assert sum(len(found) for found in copies.values()) == expected
+
+
+def test_a_pair_is_the_same_cut_with_the_same_augmentation() -> None:
+    rng = np.random.default_rng(3)
+    speech = rng.normal(0, 0.1, 48_123).astype(np.float32)
+    copy = np.concatenate([speech, np.zeros(37, dtype=np.float32)])  # a vocoder's longer end
+    geometry = train_module.WindowGeometry(16_000, 2.0, 0.5)
+    augment = AugmentConfig(noise_probability=1.0, codec_probability=1.0)
+    first, second = paired_windows(speech, copy, geometry, augment, rng)
+    np.testing.assert_array_equal(first, second)  # the same audio gives the same window
+    other, _ = paired_windows(speech, copy, geometry, augment, rng)
+    assert not np.array_equal(first, other)  # the next pair is cut and augmented afresh
+
+
+def test_paired_batches_hold_each_utterance_beside_its_copy(small_corpus: Path) -> None:
+    data = train_module.LabelledAudio.load(small_corpus / "protocols" / "train.txt", 16_000)
+    copies = vocoded_copies(data.trials)
+    # each copy replaced by its source's audio: a pair's two windows must then be equal
+    for source, found in copies.items():
+        for copy in found:
+            data.audio[copy] = data.audio[source].copy()
+    config = TrainConfig(family="mfcc-cnn", batch_size=8, vocoded_pairs=0.5)
+    geometry = train_module.WindowGeometry(16_000, 2.0, 0.5)
+    windows, is_spoof = train_module._training_batch(
+        data, config, geometry, np.random.default_rng(0), copies
+    )
+    assert windows.shape == (8, 32_000)
+    assert is_spoof.tolist() == [0, 1, 0, 1, 0, 0, 1, 1]  # two pairs, then two of each
+    np.testing.assert_array_equal(windows[0], windows[1])
+    np.testing.assert_array_equal(windows[2], windows[3])
+    assert not np.array_equal(windows[4], windows[5])
+    # without pairs, the batch is what it always was (same draws, same order)
+    plain = TrainConfig(family="mfcc-cnn", batch_size=8)
+    before, _ = train_module._training_batch(data, plain, geometry, np.random.default_rng(0))
+    again, _ = train_module._training_batch(data, plain, geometry, np.random.default_rng(0), copies)
+    np.testing.assert_array_equal(before, again)
+
+
+def test_a_paired_run_trains_and_pairs_need_a_manifest(small_corpus: Path, tmp_path: Path) -> None:
+    protocols = small_corpus / "protocols"
+    config = TrainConfig(family="mfcc-cnn", vocoded_pairs=0.5, **QUICK)
+    run = train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path / "paired")
+    assert np.isfinite(run.history[0].train_loss)
+    with pytest.raises(ConfigError, match="vocoded_pairs"):
+        TrainConfig(family="mfcc-cnn", vocoded_pairs=1.5)
+    stray = Trial("u1", tmp_path / "audio" / "u1.wav", "bonafide", "-", "-")
+    with pytest.raises(ConfigError, match="manifest"):
+        vocoded_copies([stray])

@@ -114,6 +114,10 @@ class TrainConfig:
     # each weight's size (use a larger rho, e.g. 0.5). Each step costs two passes.
     sam_rho: float = 0.0
     sam_adaptive: bool = False
+    # Paired batches (dfd.trainers.vocoded_pairs): this share of each batch's bona fide windows
+    # comes with the same window of the utterance's vocoded copy, same augmentation, as one of
+    # the batch's spoof windows; the corpus manifest says which spoof is whose copy. 0: off.
+    vocoded_pairs: float = 0.0
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     loss: dict[str, Any] = dataclasses.field(default_factory=dict)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
@@ -137,6 +141,8 @@ class TrainConfig:
             raise ConfigError("batch_size must be at least 2 (batches hold both classes)")
         if not 0.0 <= self.sam_rho < 10.0:
             raise ConfigError(f"sam_rho must lie in [0, 10), got {self.sam_rho}")
+        if not 0.0 <= self.vocoded_pairs <= 1.0:
+            raise ConfigError(f"vocoded_pairs must lie in [0, 1], got {self.vocoded_pairs}")
         if self.average_checkpoints < 1:
             raise ConfigError(
                 f"average_checkpoints must be at least 1, got {self.average_checkpoints}"

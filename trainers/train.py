@@ -45,6 +45,7 @@ from dfd.trainers.metrics import compute_eer
 from dfd.trainers.sharpness import sam_gradients
 from dfd.trainers.siamese_sweep import best_figures, pair_threshold_sweep
 from dfd.trainers.split import stratified_split
+from dfd.trainers.vocoded_pairs import check_pairs, paired_windows, vocoded_copies
 
 log = structlog.get_logger("dfd.train")
 
@@ -142,6 +143,11 @@ def train(
     validation_set = dev_set
     if config.validation == "split":
         train_set, validation_set = _split(train_set, config, run_dir)
+    copies: dict[int, list[int]] = {}
+    if config.vocoded_pairs > 0:
+        copies = vocoded_copies(train_set.trials)
+        check_pairs(copies, config.vocoded_pairs, "the training protocols")
+        log.info("vocoded pairs", utterances=len(copies), share=config.vocoded_pairs)
     log.info(
         "data loaded",
         train=len(train_set.trials),
@@ -184,7 +190,7 @@ def train(
         model.train()
         losses = []
         for step in range(steps_per_epoch):
-            windows, is_spoof = _training_batch(train_set, config, geometry, rng)
+            windows, is_spoof = _training_batch(train_set, config, geometry, rng, copies)
             batch, labels = torch.from_numpy(windows).to(device), torch.from_numpy(is_spoof)
 
             def batch_loss(
@@ -384,23 +390,44 @@ def _split(
 
 
 def _training_batch(
-    data: LabelledAudio, config: TrainConfig, geometry: WindowGeometry, rng: np.random.Generator
+    data: LabelledAudio,
+    config: TrainConfig,
+    geometry: WindowGeometry,
+    rng: np.random.Generator,
+    copies: dict[int, list[int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Half bona fide, half spoof; a random window of each utterance, augmented."""
+    """Half bona fide, half spoof; a random window of each utterance, augmented. With
+    ``vocoded_pairs``, that share of the bona fide windows is drawn from utterances with a
+    vocoded copy (``copies``), each with the same window of one of its copies as a spoof."""
     half = config.batch_size // 2
+    bonafide_count = config.batch_size - half
+    pairs = round(config.vocoded_pairs * bonafide_count) if copies else 0
+    windows: list[np.ndarray] = []
+    labels: list[bool] = []
+    if pairs:
+        assert copies is not None
+        sources = list(copies)
+        for source in rng.choice(len(sources), pairs):
+            utterance = sources[int(source)]
+            copy = int(rng.choice(copies[utterance]))
+            pair = paired_windows(
+                data.audio[utterance], data.audio[copy], geometry, config.augment, rng
+            )
+            windows += pair
+            labels += [False, True]
     spoof_indices = np.flatnonzero(data.is_spoof)
     bonafide_indices = np.flatnonzero(~data.is_spoof)
     chosen = np.concatenate(
         [
-            rng.choice(bonafide_indices, config.batch_size - half),
-            rng.choice(spoof_indices, half),
+            rng.choice(bonafide_indices, bonafide_count - pairs),
+            rng.choice(spoof_indices, half - pairs),
         ]
     )
-    windows = np.stack(
-        [augmented_window(data.audio[i], geometry, config.augment, rng) for i in chosen]
-    )
+    windows += [augmented_window(data.audio[i], geometry, config.augment, rng) for i in chosen]
+    labels += [bool(data.is_spoof[i]) for i in chosen]
+    batch = np.stack(windows).astype(np.float32)
     # the pre-processing every scoring path applies (dfd.dsp.extract.remove_mean)
-    return remove_mean(windows.astype(np.float32)), data.is_spoof[chosen].astype(np.float32)
+    return remove_mean(batch), np.array(labels, dtype=np.float32)
 
 
 def _loss(
