@@ -151,7 +151,9 @@ class Run:
         return self.shed == 0 and self.lost == 0 and self.intake_dropped == 0 and p99 < self.hop_s
 
 
-def run_load(calls: int, seconds: float, warmup: float, workers: int, hop_s: float) -> Run:
+def run_load(
+    calls: int, seconds: float, warmup: float, workers: int, hop_s: float, batch_size: int = 16
+) -> Run:
     info, blocks = open_audio_stream(SAMPLE)
     audio = np.concatenate(list(blocks), axis=1)[0]
     with tempfile.TemporaryDirectory(prefix="dfd-bench-") as state:
@@ -161,7 +163,9 @@ def run_load(calls: int, seconds: float, warmup: float, workers: int, hop_s: flo
             ),
         )
         settings = dataclasses.replace(
-            settings, models=dataclasses.replace(settings.models, workers=workers, hop_s=hop_s)
+            settings,
+            models=dataclasses.replace(settings.models, workers=workers, hop_s=hop_s),
+            pipeline=dataclasses.replace(settings.pipeline, batch_size=batch_size),
         )
         source = PacedCalls(calls, audio, info.sample_rate, spread_s=hop_s)
         stop_at: list[float] = []
@@ -290,6 +294,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=16, help="[pipeline] batch_size")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     configure_logging("error", "console")
@@ -297,7 +302,7 @@ def main() -> None:
     runs = []
     loads = [(float(h), int(c)) for h in args.hops.split(",") for c in args.calls.split(",")]
     for hop, calls in loads:
-        run = run_load(calls, args.seconds, args.warmup, args.workers, hop)
+        run = run_load(calls, args.seconds, args.warmup, args.workers, hop, args.batch_size)
         print(
             f"hop {hop:g} s, {calls} calls: {run.windows / run.seconds:.0f} windows/s, "
             f"p50 {_ms(run.score_delays, 50)} ms, p99 {_ms(run.score_delays, 99)} ms, "
