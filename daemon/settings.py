@@ -38,7 +38,11 @@ class LoggingSettings:
 class PipelineSettings:
     """How windows are batched and shed (see ``dfd.daemon.engine.pipeline``)."""
 
-    batch_size: int = 16
+    # Small batches: per window, ONNX Runtime on a CPU core is cheapest at batch 1 to 4 (a batch's
+    # activations stay in the core's cache: the 8-bit default takes 3.1 ms a window at 4, 3.4 ms
+    # at 16), and a small batch holds a worker for a short time, so a window that just missed
+    # one waits less (docs/benchmarks.md).
+    batch_size: int = 4
     max_batch_delay_s: float = 0.0  # 0: dispatch when a worker is free; batches form under load
     max_queued_windows_per_stream: int = 8
     # All streams together; beyond it the least-established stream (least audio so far) sheds
@@ -75,7 +79,7 @@ class ModelSettings:
     workers: int = 0  # detector worker processes; 0: one per CPU core (one when on CUDA)
     threads_per_worker: int = 1
     # A worker that holds a batch this long is killed and restarted, the batch sent again once.
-    # A batch of 16 windows takes about 0.15 s of one core; 10 s spares an overloaded host, and
+    # A batch of 16 windows takes about 0.05 s of one core; 10 s spares an overloaded host, and
     # two tries (20 s) end before the systemd watchdog (30 s) would restart the whole daemon.
     batch_timeout_s: float = 10.0
     # ed25519 public key files (PEM); when set, every bundle must be signed by one of them

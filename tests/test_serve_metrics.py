@@ -66,6 +66,8 @@ from tests.test_serve import (
     push_call,
 )
 
+DEFAULT_VERSION = ModelSet.load(["default"]).identity["version"]  # the embedded default's
+
 # --- reading metrics (prometheus-client's parser, not dfd's) -------------------------------
 
 
@@ -188,7 +190,7 @@ def test_a_served_call_shows_in_the_metrics_and_in_dfd_status(
     assert listening_tcp_ports(pid) == {pub_port, pcm_port, metrics_port}
 
     before = scrape(address)
-    assert value(before, "dfd_model_info", name="sinc-lcnn", version="1") == 1
+    assert value(before, "dfd_model_info", name="sinc-lcnn", version=DEFAULT_VERSION) == 1
     assert value(before, "dfd_windows_scored_total") == 0
     assert value(before, "dfd_active_calls") == 0
 
@@ -233,7 +235,7 @@ def test_a_served_call_shows_in_the_metrics_and_in_dfd_status(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"dfd 0.1.0 at {address}: up ")
-    assert "sinc-lcnn 1, threshold" in lines[1]
+    assert f"sinc-lcnn {DEFAULT_VERSION}, threshold" in lines[1]
     assert "1 worker restart" in lines[1]
     assert "calls      0 active; 1 started, 1 ended" in lines
     assert f"{ended['windows']} cut: {scored:.0f} scored" in result.stdout
@@ -244,7 +246,7 @@ def test_a_served_call_shows_in_the_metrics_and_in_dfd_status(
     # caller's number, which the integrator put in the id, is in no log line.
     (_, raised), *_ = daemon.logs("alert raised")
     assert raised["call_id"] == redacted_call_id("+15551234567")
-    assert (raised["model"], raised["model_version"]) == ("sinc-lcnn", "1")
+    assert (raised["model"], raised["model_version"]) == ("sinc-lcnn", DEFAULT_VERSION)
     assert (raised["start"], raised["end"]) == (alert["start"], alert["end"])
     assert daemon.logs("pcm_stream_started")[0][1]["call_id"] == raised["call_id"]
     assert "15551234567" not in daemon.stderr
@@ -434,7 +436,7 @@ def test_the_pipeline_feeds_the_histograms_and_the_counters_follow_it() -> None:
     raised = [entry for entry in logs if entry["event"] == "alert raised"]
     assert {entry["call_id"] for entry in raised} == {"a", "b"}
     for entry in raised:
-        assert (entry["model"], entry["model_version"]) == ("sinc-lcnn", "1")
+        assert (entry["model"], entry["model_version"]) == ("sinc-lcnn", DEFAULT_VERSION)
 
     lines = summarize(generate_latest(metrics.registry).decode(), "here:1")
     assert "alerts     2 raised, 0 cleared" in lines

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dfd.core.typed_config import ConfigError
-from dfd.daemon.engine.speech import SpeechGate
+from dfd.daemon.engine.speech import SpeechFrames, SpeechGate
 from dfd.daemon.settings import load_settings
 from dfd.dsp.audio_io import load_audio, resample
 from dfd.dsp.g711 import linear_to_ulaw, ulaw_to_linear
@@ -182,3 +182,34 @@ def test_bad_settings_in_a_config_file_are_refused_naming_the_key(tmp_path: Path
         load_settings(config)
     config.write_text("[speech]\nactive_level_dbfs = -40\nmin_active_fraction = 0.5\n")
     assert load_settings(config).speech == SpeechGate(-40.0, 0.5)
+
+
+@pytest.mark.parametrize("hop", [8_000, 16_000, 4_000, 5_000])
+def test_a_streams_frame_memory_gives_each_window_the_gates_own_verdict(
+    demo_call: np.ndarray, hop: int, rng: np.random.Generator
+) -> None:
+    """``SpeechFrames`` measures each frame once per stream; every window's verdict must still be
+    the one the gate gives that window alone: over speech, a dial tone, silence and speech too
+    quiet to count, at hops on frame boundaries (8000, 16000, 4000) and off them (5000), and
+    for a window after a gap."""
+    stream = np.concatenate(
+        [
+            noise_at(-70.0, 3 * RATE, rng),
+            demo_call[: 8 * RATE],
+            tones([350.0, 440.0], seconds=5.0),
+            demo_call[8 * RATE :] * 10 ** (-40 / 20),
+            demo_call[: 6 * RATE],
+        ]
+    )
+    gate = SpeechGate()
+    memory = SpeechFrames(gate, RATE)
+    starts = [*range(0, len(stream) - WINDOW, hop), len(stream) - WINDOW]
+    middle = len(starts) // 2
+    del starts[middle : middle + 7]  # a gap of more than one window
+    fractions = [memory.active_fraction(stream[s : s + WINDOW], s) for s in starts]
+    expected = [gate.active_fraction(stream[s : s + WINDOW]) for s in starts]
+    assert fractions == expected
+    speech = [f >= gate.min_active_fraction for f in expected]
+    assert 0 < sum(speech) < len(speech)  # both verdicts occur
+    assert 0.0 in expected  # the tone
+    assert [memory.is_speech(stream[s : s + WINDOW], s) for s in starts] == speech

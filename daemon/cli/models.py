@@ -1,4 +1,5 @@
-"""``dfd models``: detector families and model bundles (list, show, sign, calibrate, import)."""
+"""``dfd models``: detector families and model bundles (list, show, sign, calibrate, quantize,
+import)."""
 
 from __future__ import annotations
 
@@ -147,6 +148,14 @@ def models_show(bundle: Path) -> None:
         ),
         "training": f"data manifest sha256 {json.dumps(card.training.data_manifest_sha256)}",
     }
+    quantization = card.training.quantization
+    if quantization is not None:
+        rows["quantized"] = (
+            f"{quantization.get('quantized_nodes', '?')} layers in 8 bits, float: "
+            f"{', '.join(quantization.get('float_nodes', [])) or 'none'}; raw outputs correlate "
+            f"at {quantization.get('raw_correlation', '?')} with the float graph's "
+            f"({quantization.get('checked_on', '?')})"
+        )
     for key, value in rows.items():
         click.echo(f"{key:12s} {value}")
     for line in _metrics_lines("dev", card.metrics.dev) + _metrics_lines("eval", card.metrics.eval):
@@ -275,6 +284,65 @@ def models_calibrate(
     click.echo(f"wrote {folder}{signed}")
     for line in _calibration_lines(card):
         click.echo(f"  {line}")
+
+
+@models.command("quantize")
+@click.argument("bundle")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Protocol whose windows set the activation ranges and check the result "
+    "(e.g. corpus/protocols/train.txt).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="New folder for the quantised bundle.",
+)
+@click.option(
+    "--windows",
+    type=click.IntRange(32),
+    default=512,
+    show_default=True,
+    help="Windows to measure activation ranges on (as many again check the result).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Which windows are drawn.")
+def models_quantize(bundle: str, data: Path, out: Path, windows: int, seed: int) -> None:
+    """Write an 8-bit copy of BUNDLE (int8 weights per channel, uint8 activations; the first
+    convolution stays in float) to --out, refused unless its raw outputs correlate at 0.99 or
+    better with the float graph's on windows of --data it was not fitted on. Recalibrate the new
+    bundle afterwards with `dfd models calibrate`: its scores moved a little."""
+    import shutil
+
+    from dfd.daemon.engine.models import resolve_bundle_path
+    from dfd.trainers.quantize import quantize_bundle
+
+    if out.exists():
+        raise click.BadParameter(f"{out} already exists; give a new folder", param_hint="--out")
+    try:
+        report = quantize_bundle(
+            resolve_bundle_path(bundle),
+            out,
+            data,
+            range_windows=windows,
+            check_windows=windows,
+            seed=seed,
+        )
+    except (ValueError, OSError) as error:  # BundleError, DatasetError
+        shutil.rmtree(out, ignore_errors=True)
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"wrote {out}: {report.quantized_nodes} layers in 8 bits, "
+        f"{', '.join(report.float_nodes) or 'none'} in float; on {report.check_windows} check "
+        f"windows the raw outputs correlate at {report.correlation:.4f} with the float graph's "
+        f"(largest difference {report.max_abs_difference:.3f})"
+    )
+    click.echo(
+        f"next: dfd models calibrate {out} --data DEV_PROTOCOL --calls CALLS_PROTOCOL "
+        "(its calibration, thresholds and operating point are still the float model's)"
+    )
 
 
 def _calibration_lines(card: ModelCard) -> list[str]:

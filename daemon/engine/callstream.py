@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dfd.daemon.engine.decisions import DecisionPolicy, DecisionState, Transition
-from dfd.daemon.engine.speech import SpeechGate
+from dfd.daemon.engine.speech import SpeechFrames, SpeechGate
 from dfd.dsp.extract import repeat_to_window
 from dfd.dsp.framer import WindowFramer, WindowGeometry
 from dfd.dsp.stream_resample import StreamResampler
@@ -71,8 +71,10 @@ class CallStream:
         self.window_fates: collections.Counter[WindowFate] = collections.Counter()
         self._resampler = StreamResampler(source_rate, geometry.sample_rate)
         self._framer = WindowFramer(geometry)
+        self._speech = SpeechFrames(gate, geometry.sample_rate)
         self._held: list[np.ndarray] = []  # source-rate input not yet resampled
         self._held_samples = 0
+        self._input_needed = self._input_needed_for_next_window()
         self._last_window: np.ndarray | None = None
         self._last_window_start = 0
         self._next_index = 0
@@ -108,11 +110,11 @@ class CallStream:
             raise ValueError(f"{self.call_id} channel {self.channel} has already ended")
         self._held.append(np.asarray(samples, dtype=np.float32))
         self._held_samples += len(samples)
-        if self._held_samples < self._input_needed():
+        if self._held_samples < self._input_needed:
             return []
         return self._release(arrived)
 
-    def _input_needed(self) -> int:
+    def _input_needed_for_next_window(self) -> int:
         """Source samples that must be held before the next window can be cut."""
         next_end = self._framer.next_window_start + self.geometry.window_samples
         needed = self._resampler.input_needed_for(next_end)
@@ -122,9 +124,11 @@ class CallStream:
         held = np.concatenate(self._held) if len(self._held) > 1 else self._held[0]
         self._held, self._held_samples = [], 0
         resampled = self._resampler.push(held)
-        return [
+        windows = [
             self._pending(w.start, w.samples, w.end, arrived) for w in self._framer.push(resampled)
         ]
+        self._input_needed = self._input_needed_for_next_window()
+        return windows
 
     def finish(self, reason: str, arrived: float, min_stream_s: float = 0.0) -> list[PendingWindow]:
         """End of the stream: the windows still to come, including one over the uncovered tail
@@ -161,7 +165,7 @@ class CallStream:
             start,
             min(end, start + len(samples)),
             samples,
-            self.gate.is_speech(samples, self.geometry.sample_rate),
+            self._speech.is_speech(samples, start),
             arrived,
         )
         self._next_index += 1

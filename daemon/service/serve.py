@@ -3,7 +3,8 @@
 Threads and processes:
 
 - each capture source runs its own thread(s) and hands events to ``intake``, a bounded queue
-  that never blocks them (when it is full, the event is counted and dropped);
+  that never blocks them (``service.intake``; when it is full, the event is counted and
+  dropped);
 - the main thread runs the loop: take capture events, feed the ``Pipeline``, dispatch batches to
   the detector worker processes, apply their scores, publish events, and every
   ``status_interval_s`` a ``status`` event;
@@ -35,6 +36,7 @@ from dfd.daemon.engine.pipeline import Pipeline
 from dfd.daemon.engine.scoring import WorkerPool
 from dfd.daemon.service.bus import AlertJournal, EventBus
 from dfd.daemon.service.capture.base import Source
+from dfd.daemon.service.intake import IntakeQueue
 from dfd.daemon.service.keys import load_curve_server
 from dfd.daemon.service.metrics import DaemonMetrics, serve_metrics
 from dfd.daemon.service.notify import Notifier, PipelineWatchdog
@@ -43,6 +45,7 @@ from dfd.daemon.settings import Settings, load_settings, parse_rtp_payload
 log = structlog.get_logger(__name__)
 
 IDLE_WAIT_S = 0.005  # the loop's longest sleep when nothing is happening
+PUMP_EVERY_S = 0.001  # while capture events keep coming, pump at most this often
 
 
 @dataclasses.dataclass
@@ -99,9 +102,10 @@ class Daemon:
         self.notifier = notifier or Notifier.from_environment()
         self.watchdog = PipelineWatchdog(self.notifier)
         self.counters = DaemonCounters()
-        self.intake: queue.Queue[tuple[str, CaptureEvent, float]] = queue.Queue(
+        self.intake: IntakeQueue[tuple[str, CaptureEvent, float]] = IntakeQueue(
             settings.serve.intake_queue
         )
+        self._last_pump = 0.0
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.started_at = time.monotonic()
@@ -197,10 +201,16 @@ class Daemon:
         )
 
     def step(self) -> None:
-        """One turn of the loop: intake, scoring, status, reload."""
+        """One turn of the loop: intake, scoring, status, reload. While capture events keep
+        coming, the loop takes them as they come but pumps (dispatches batches, polls the
+        workers) at most every ``PUMP_EVERY_S``: polling the worker pipes costs more than taking
+        a packet, and turns come every packet or two under load. When no event came, it pumps
+        and waits on the workers up to ``IDLE_WAIT_S``."""
         took = self._take_intake()
-        self.pipeline.pump(timeout=0.0 if took else IDLE_WAIT_S)
         now = time.monotonic()
+        if not took or now - self._last_pump >= PUMP_EVERY_S:
+            self.pipeline.pump(timeout=0.0 if took else IDLE_WAIT_S)
+            self._last_pump = now = time.monotonic()
         if now - self._last_status >= self.settings.serve.status_interval_s:
             status = self.publish_status(now)
             self.notifier.status(
