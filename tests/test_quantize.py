@@ -157,3 +157,15 @@ def test_quantize_refuses_what_it_cannot_do(
     with pytest.raises(BundleError, match="keep the float bundle"):
         quantize_bundle(float_default, tmp_path / "strict", train, min_correlation=1.0)
     assert not (tmp_path / "strict").exists()
+
+
+def test_the_calibration_reader_hands_whole_batches_and_starts_again_on_rewind() -> None:
+    from dfd.trainers.quantize import _Batches
+
+    features = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)  # 2 batches of 16, 8 left over
+    reader = _Batches("features", features)
+    first = [reader.get_next(), reader.get_next(), reader.get_next()]
+    assert [None if b is None else b["features"].shape for b in first] == [(16, 3), (16, 3), None]
+    reader.rewind()
+    again = reader.get_next()
+    assert again is not None and np.array_equal(again["features"], features[:16])

@@ -170,21 +170,21 @@ def _protocol_features(bundle: Any, trials: Sequence[Trial], windows: int, seed:
 
 
 class _Batches:
-    """ONNX Runtime's calibration reader: the range windows in batches of 16."""
+    """ONNX Runtime's calibration reader: the range windows in batches of 16, from the first
+    again after ``rewind``."""
 
     def __init__(self, input_name: str, features: np.ndarray) -> None:
         whole = len(features) // CALIBRATION_BATCH * CALIBRATION_BATCH
-        self._batches: Iterator[np.ndarray] = iter(
-            np.split(features[:whole], whole // CALIBRATION_BATCH)
-        )
+        self._all = np.split(features[:whole], whole // CALIBRATION_BATCH)
+        self._batches: Iterator[np.ndarray] = iter(self._all)
         self.input_name = input_name
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
         return None if batch is None else {self.input_name: batch}
 
-    def rewind(self) -> None:  # pragma: no cover - part of the reader protocol, unused by MinMax
-        raise NotImplementedError
+    def rewind(self) -> None:
+        self._batches = iter(self._all)
 
 
 def _raw_outputs(model: bytes, input_name: str, output: str, features: np.ndarray) -> np.ndarray:
