@@ -156,11 +156,11 @@ def flame_svg(stacks: collections.Counter[tuple[str, ...]], title: str) -> str:
         y = 24 + row * (len(path) - 1)
         depth_max = max(depth_max, len(path))
         hue = 20 + (hash(path[-1]) % 40)
-        label = html.escape(path[-1])
+        name = path[-1]
         share = 100 * counts[path] / total
-        text = label if len(label) * 6.5 < w else label[: max(0, int(w / 6.5) - 2)] + ".."
+        text = name if len(name) * 6.5 < w else name[: max(0, int(w / 6.5) - 2)] + ".."
         rects.append(
-            f'<g><title>{label}: {share:.1f} %</title><rect x="{x:.1f}" y="{y}" '
+            f'<g><title>{html.escape(name)}: {share:.1f} %</title><rect x="{x:.1f}" y="{y}" '
             f'width="{w:.1f}" height="{row - 1}" fill="hsl({hue},80%,60%)"/>'
             + (f'<text x="{x + 2:.1f}" y="{y + 12}">{html.escape(text)}</text>' if w > 20 else "")
             + "</g>"
