@@ -17,13 +17,18 @@ on top of that, the p99 window delay and the p99 alert delay are at most 100 ms 
 capacity issue's target).
 
     python benchmarks/pipeline_capacity.py [--calls 20,40,...] [--hops 0.5,1.0] [--seconds 40]
-        [--batch-size 4] [--model BUNDLE] [--out FILE]
+        [--batch-size 4] [--model BUNDLE] [--repeat N] [--out FILE]
+
+``--repeat N`` measures every load N times (in turns, so a noisy spell on a shared host does not
+fall on one load's runs only) and gives each run its row: a load is *within the target* only
+when every run of it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import multiprocessing
 import os
 import platform
@@ -285,6 +290,7 @@ def report(runs: Sequence[Run], args: argparse.Namespace, model: str) -> str:
         f"- command: `python benchmarks/pipeline_capacity.py --calls {args.calls} "
         f"--hops {args.hops} --seconds {args.seconds:g} --warmup {args.warmup:g} "
         f"--batch-size {args.batch_size}"
+        + (f" --repeat {args.repeat}" if args.repeat > 1 else "")
         + (f" --model {args.model}" if args.model != "default" else "")
         + (" --synchronised-ends" if args.synchronised_ends else "")
         + "`",
@@ -321,29 +327,43 @@ def report(runs: Sequence[Run], args: argparse.Namespace, model: str) -> str:
 
 
 def _hop_section(runs: Sequence[Run], hop: float) -> list[str]:
-    kept_up = max((r.calls for r in runs if r.keeps_up), default=0)
-    on_target = max((r.calls for r in runs if r.meets_target), default=0)
+    loads = sorted({r.calls for r in runs})
+    of_load = {calls: [r for r in runs if r.calls == calls] for calls in loads}
+    kept_up = max((c for c in loads if all(r.keeps_up for r in of_load[c])), default=0)
+    on_target = max((c for c in loads if all(r.meets_target for r in of_load[c])), default=0)
+    repeated = any(len(of_load[c]) > 1 for c in loads)
     lines = [
         f"## A window every {hop:g} s",
         "",
-        "| calls | windows cut/s | CPU used (cores) | window delay p50 / p99 (ms) "
-        "| alerts | alert delay p50 / p99 (ms) | shed, lost, dropped | keeps up | target |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| calls | " + ("run | " if repeated else "") + "windows cut/s | CPU used (cores) "
+        "| window delay p50 / p99 (ms) | alerts | alert delay p50 / p99 (ms) "
+        "| shed, lost, dropped | keeps up | target |",
+        "| ---: | " + ("---: | " if repeated else "") + "---: | ---: | ---: | ---: | ---: "
+        "| ---: | --- | --- |",
     ]
-    for r in runs:
-        lines.append(
-            f"| {r.calls} | {r.windows / r.seconds:.0f} | {r.cpu_s / r.seconds:.2f} "
-            f"| {_ms(r.score_delays, 50)} / {_ms(r.score_delays, 99)} | {len(r.alert_delays)} "
-            f"| {_ms(r.alert_delays, 50)} / {_ms(r.alert_delays, 99)} "
-            f"| {r.shed + r.lost + r.intake_dropped} | {'yes' if r.keeps_up else 'no'} "
-            f"| {'yes' if r.meets_target else 'no'} |"
-        )
+    for calls in loads:
+        for number, r in enumerate(of_load[calls], start=1):
+            lines.append(_row(r, number if repeated else None))
+    runs_word = " in every run" if repeated else ""
     lines += [
         "",
-        f"Most calls kept up with: **{kept_up}**; most within the target: **{on_target}**.",
+        f"Most calls kept up with{runs_word}: **{kept_up}**; most within the target{runs_word}: "
+        f"**{on_target}**.",
         "",
     ]
     return lines
+
+
+def _row(r: Run, number: int | None) -> str:
+    return (
+        f"| {r.calls} | "
+        + (f"{number} | " if number is not None else "")
+        + f"{r.windows / r.seconds:.0f} | {r.cpu_s / r.seconds:.2f} "
+        f"| {_ms(r.score_delays, 50)} / {_ms(r.score_delays, 99)} | {len(r.alert_delays)} "
+        f"| {_ms(r.alert_delays, 50)} / {_ms(r.alert_delays, 99)} "
+        f"| {r.shed + r.lost + r.intake_dropped} | {'yes' if r.keeps_up else 'no'} "
+        f"| {'yes' if r.meets_target else 'no'} |"
+    )
 
 
 def cpu_name() -> str:
@@ -380,6 +400,9 @@ def main() -> None:
         action="store_true",
         help="start every first call at the sample's start, so that all calls end in one hop",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of every load, taken in turns (default 1)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     configure_logging("error", "console")
@@ -389,7 +412,7 @@ def main() -> None:
     )
     runs = []
     loads = [(float(h), int(c)) for h in args.hops.split(",") for c in args.calls.split(",")]
-    for hop, calls in loads:
+    for _, (hop, calls) in itertools.product(range(args.repeat), loads):
         run = run_load(
             calls,
             args.seconds,

@@ -203,9 +203,26 @@ def test_mfm_keeps_the_larger_of_the_two_channel_halves() -> None:
     x = torch.tensor([1.0, -2.0, 5.0, 0.5, 3.0, -1.0, 4.0, 7.0]).reshape(1, 4, 2, 1)
     # halves: channels (0, 1) and (2, 3); per position the larger one
     expected = torch.tensor([3.0, -1.0, 5.0, 7.0]).reshape(1, 2, 2, 1)
-    assert torch.equal(MaxFeatureMap(dim=1)(x), expected)
+    assert torch.equal(MaxFeatureMap(4, dim=1)(x), expected)
     with pytest.raises(ValueError, match="even"):
-        MaxFeatureMap(dim=1)(torch.zeros(1, 3, 2, 2))
+        MaxFeatureMap(3, dim=1)
+    with pytest.raises(ValueError, match="built for 4"):
+        MaxFeatureMap(4, dim=1)(torch.zeros(1, 6, 2, 2))
+
+
+def test_an_exported_sinc_lcnn_slices_at_constant_offsets(tmp_path: Path) -> None:
+    """No Shape arithmetic in the graph: in an 8-bit graph a Shape node forces a convolution's
+    whole output to be dequantised just to read its size."""
+    import onnx
+
+    entry = family("sinc-lcnn")
+    model = entry.build().eval()
+    with torch.inference_mode():
+        example = entry.build_frontend().eval()(waveforms(2))
+    proto = onnx.load(str(export_onnx(model, example, tmp_path / "lcnn.onnx")))
+    ops = {node.op_type for node in proto.graph.node}
+    assert "Max" in ops  # the MFM layers are there
+    assert not ops & {"Shape", "Gather"}
 
 
 def test_se_block_rescales_each_channel_by_its_gate() -> None:

@@ -18,6 +18,7 @@ batches, or, when the new bundles fail to load, keeps the old ones and logs why.
 from __future__ import annotations
 
 import dataclasses
+import math
 import queue
 import signal
 import threading
@@ -45,7 +46,7 @@ from dfd.daemon.settings import Settings, load_settings, parse_rtp_payload
 log = structlog.get_logger(__name__)
 
 IDLE_WAIT_S = 0.005  # the loop's longest sleep when nothing is happening
-PUMP_EVERY_S = 0.001  # while capture events keep coming, pump at most this often
+PUMP_EVERY_S = 0.001  # while capture events keep coming, pump at most this often, and at least
 
 
 @dataclasses.dataclass
@@ -138,6 +139,7 @@ class Daemon:
             decision=self.settings.decision,
             frontend_device=self.settings.models.device,
             one_window_per_stream=True,  # a lost batch costs each call at most one window
+            lookahead=False,  # live audio: a window is cut by the packet that completes it
         )
 
     # -- control ----------------------------------------------------------------------------
@@ -204,9 +206,12 @@ class Daemon:
         """One turn of the loop: intake, scoring, status, reload. While capture events keep
         coming, the loop takes them as they come but pumps (dispatches batches, polls the
         workers) at most every ``PUMP_EVERY_S``: polling the worker pipes costs more than taking
-        a packet, and turns come every packet or two under load. When no event came, it pumps
-        and waits on the workers up to ``IDLE_WAIT_S``."""
-        took = self._take_intake()
+        a packet, and turns come every packet or two under load. It also takes events for at
+        most that long before it pumps: sources deliver packets in bursts (every call's 20 ms
+        packet at once), and a burst of a few hundred takes milliseconds to cut into windows,
+        while a worker that finished its batch would wait idle for the next. When no event came,
+        it pumps and waits on the workers up to ``IDLE_WAIT_S``."""
+        took = self._take_intake(until=self._last_pump + PUMP_EVERY_S)
         now = time.monotonic()
         if not took or now - self._last_pump >= PUMP_EVERY_S:
             self.pipeline.pump(timeout=0.0 if took else IDLE_WAIT_S)
@@ -242,15 +247,19 @@ class Daemon:
 
         return sink
 
-    def _take_intake(self, limit: int = 2000) -> int:
+    def _take_intake(self, until: float = math.inf, check_every: int = 8) -> int:
+        """Take capture events until the intake is empty or, checked every ``check_every``
+        events (and after the first batch of them at least), the clock passes ``until``."""
         taken = 0
-        while taken < limit:
+        while True:
             try:
                 name, event, arrived = self.intake.get_nowait()
             except queue.Empty:
                 break
             self.pipeline.accept(event, name, arrived)
             taken += 1
+            if taken % check_every == 0 and time.monotonic() >= until:
+                break
         return taken
 
     def publish_status(self, now: float | None = None) -> dict[str, Any]:
@@ -357,7 +366,7 @@ class Daemon:
         self.notifier.stopping("stopping: finishing open calls")
         for source in self.sources:
             source.stop(DAEMON_STOPPING)
-        self._take_intake(limit=10**9)
+        self._take_intake()
         self.pipeline.end_all(DAEMON_STOPPING)
         self.pipeline.drain()
         self.publish_status()
