@@ -3,22 +3,9 @@
 Live sources deliver 20 ms packets at 8 kHz (G.711) or 44.1/48 kHz (sound cards); the pipeline
 runs at 16 kHz. Resampling each packet on its own would put edge artefacts at every packet
 boundary, so ``StreamResampler`` keeps enough input on either side of the part it converts for
-the kernel never to see an edge. It uses the same Kaiser windowed-sinc kernel as
-``audio_io.resample``; a stream resampled in any chunking equals the whole signal resampled at
-once (to float rounding).
-
-The kernel reads some input after each output sample's position (8.6 ms at 8 kHz), and there
-are two ways to pay for it:
-
-- ``lookahead=True`` (files): output sample ``n`` is the whole-signal resampler's sample ``n``,
-  returned once that much input after it has arrived.
-- ``lookahead=False`` (live calls): the stream is resampled as if ``delay_samples`` zeros
-  preceded it, so the output is the whole-signal output delayed by ``output_delay`` samples
-  (a pure delay: the same filter, the same samples) and every output sample is returned as soon
-  as the input under it has arrived. A window that ends on a packet boundary is then complete
-  when that packet arrives, instead of waiting for the next packet for 8.6 ms of look-ahead:
-  20 ms less from a call's audio to its alert. ``finish`` returns the delayed tail, so no
-  sample is lost.
+the kernel never to see an edge, holding back that much (a few milliseconds) until the next
+chunk arrives. It uses the same Kaiser windowed-sinc kernel as ``audio_io.resample``; a stream
+resampled in any chunking equals the whole signal resampled at once (to float rounding).
 
 The kernel comes from torchaudio. For the small ratios of live sources (8 -> 16 kHz is 1:2,
 48 -> 16 kHz 3:1) the convolution runs in numpy, one correlation per output phase and input
@@ -42,12 +29,12 @@ MAX_POLYPHASE_PAIRS = 16  # step_in * step_out up to which numpy's polyphase fil
 
 
 class StreamResampler:
-    def __init__(self, from_rate: int, to_rate: int, lookahead: bool = True) -> None:
+    def __init__(self, from_rate: int, to_rate: int) -> None:
         check_resampling(from_rate, to_rate)  # positive rates, and a filter of sane size
         self.from_rate, self.to_rate = from_rate, to_rate
         common = math.gcd(from_rate, to_rate)
         self._step_in, self._step_out = from_rate // common, to_rate // common
-        self._received = 0  # input samples pushed (with the zeros prepended without look-ahead)
+        self._received = 0  # input samples pushed
         self._converted = 0  # input index up to which output was returned (a multiple of step_in)
         self._resampling = from_rate != to_rate
         self._context = 0
@@ -77,35 +64,24 @@ class StreamResampler:
             reach = self._width + self._step_in
             self._context = math.ceil(reach / self._step_in) * self._step_in
         # Input kept from `_buffer_start` on; the stream starts with the same zeros the whole-
-        # signal resampler pads with. Without look-ahead, `_context` more zeros are taken as
-        # input already received: the output is delayed by as much, and each output sample's
-        # look-ahead falls on input that has arrived.
-        self._prepended = 0 if lookahead else self._context
-        self._buffer = np.zeros(self._context + self._prepended, dtype=np.float32)
+        # signal resampler pads with.
+        self._buffer = np.zeros(self._context, dtype=np.float32)
         self._buffer_start = -self._context
-        self._received = self._prepended
 
     @property
     def delay_samples(self) -> int:
-        """Input samples of context after each output sample's position (the latency this stage
-        adds: held back with look-ahead, a delay of the output without)."""
+        """Input samples held back for context (the latency this stage adds)."""
         return self._context
 
     @property
-    def output_delay(self) -> int:
-        """Output samples the output lags the whole-signal resampler's by (0 with look-ahead)."""
-        return self._prepended // self._step_in * self._step_out
-
-    @property
     def samples_received(self) -> int:
-        """Input samples pushed."""
-        return self._received - self._prepended
+        return self._received
 
     def input_needed_for(self, output_samples: int) -> int:
         """How many input samples must have been pushed for the first ``output_samples`` output
         samples to be final (returned by ``push``)."""
         steps = math.ceil(output_samples / self._step_out)
-        return max(0, steps * self._step_in + self._context - self._prepended)
+        return steps * self._step_in + self._context
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Add input samples; return every output sample that is now final."""
@@ -125,7 +101,7 @@ class StreamResampler:
 
     def finish(self) -> np.ndarray:
         """End of stream: the remaining output, as the whole-signal resampler would end it."""
-        if not self._resampling or self._received == self._prepended:  # nothing (real) came
+        if not self._resampling:
             return np.zeros(0, dtype=np.float32)
         total_out = math.ceil(self._received * self._step_out / self._step_in)
         remaining = total_out - self._converted // self._step_in * self._step_out

@@ -59,7 +59,6 @@ from dfd.detectors.runtime import DetectorSession
 from dfd.dsp.audio_io import resample
 from dfd.dsp.batcher import FrontendBank
 from dfd.dsp.framer import WindowFramer, WindowGeometry
-from dfd.dsp.stream_resample import StreamResampler
 from tests.signals import RATE, REPO
 
 DEMO_CALL = REPO / "samples" / "call-bonafide-then-synthetic-8k-ulaw.wav"
@@ -293,36 +292,16 @@ def of_topic(recorder: ReplayRecorder, topic: str) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ windows of a CallStream
 
 
-def new_stream(
-    source_rate: int, gate: SpeechGate | None = None, lookahead: bool = True
-) -> CallStream:
+def new_stream(source_rate: int, gate: SpeechGate | None = None) -> CallStream:
     return CallStream(
-        "call",
-        0,
-        "test",
-        source_rate,
-        GEOMETRY,
-        gate or SpeechGate(),
-        DecisionPolicy(),
-        0.5,
-        lookahead,
+        "call", 0, "test", source_rate, GEOMETRY, gate or SpeechGate(), DecisionPolicy(), 0.5
     )
 
 
-def stream_windows(
-    source_rate: int, chunks: list[np.ndarray], lookahead: bool = True
-) -> list[PendingWindow]:
-    stream = new_stream(source_rate, lookahead=lookahead)
+def stream_windows(source_rate: int, chunks: list[np.ndarray]) -> list[PendingWindow]:
+    stream = new_stream(source_rate)
     windows = [w for chunk in chunks for w in stream.push(chunk, 0.0)]
     return windows + stream.finish("bye", 0.0)
-
-
-def resampled(signal: np.ndarray, rate: int, lookahead: bool = True) -> np.ndarray:
-    """What a ``CallStream`` frames: the whole signal resampled; without look-ahead (live), after
-    as many zeros as the kernel reaches ahead (its output delayed, so no window waits for input
-    beyond its end)."""
-    lead = np.zeros(0 if lookahead else StreamResampler(rate, RATE).delay_samples, np.float32)
-    return resample(np.concatenate([lead, signal]), rate, RATE)
 
 
 def expected_windows(signal: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
@@ -355,19 +334,15 @@ def split(signal: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     return [signal[a:b] for a, b in itertools.pairwise(bounds)] + [signal[bounds[-1] :]]
 
 
-@pytest.mark.parametrize("lookahead", [True, False])
 @pytest.mark.parametrize("chunk", [None, 160, 1_000, 37])
-def test_8khz_windows_match_the_whole_signal_resampled_and_framed(
-    chunk: int | None, lookahead: bool
-) -> None:
+def test_8khz_windows_match_the_whole_signal_resampled_and_framed(chunk: int | None) -> None:
     narrow = noise_at(-20.0, 3.3, seed=1, rate=8_000)  # 20 ms packets when chunk == 160
     chunks = (
         [narrow] if chunk is None else [narrow[i : i + chunk] for i in range(0, len(narrow), chunk)]
     )
-    got = stream_windows(8_000, chunks, lookahead)
-    assert_windows_match(got, resampled(narrow, 8_000, lookahead))
-    lag = 0 if lookahead else 2 * StreamResampler(8_000, RATE).delay_samples  # 138, 8.6 ms
-    assert got[-1].end == 2 * len(narrow) + lag  # the tail ends where the (delayed) stream ends
+    got = stream_windows(8_000, chunks)
+    assert_windows_match(got, resample(narrow, 8_000, RATE))
+    assert got[-1].end == 2 * len(narrow)  # the tail ends where the stream ends
 
 
 @settings(max_examples=25, deadline=None)
@@ -378,40 +353,11 @@ def test_8khz_windows_match_the_whole_signal_resampled_and_framed(
         st.one_of(st.just(0), st.just(1), st.integers(2, 400), st.integers(401, 9_000)),
         max_size=25,
     ),
-    lookahead=st.booleans(),
 )
-def test_windows_do_not_depend_on_the_chunking(
-    rate: int, seconds: float, sizes: list[int], lookahead: bool
-) -> None:
+def test_windows_do_not_depend_on_the_chunking(rate: int, seconds: float, sizes: list[int]) -> None:
     signal = noise_at(-20.0, seconds, seed=len(sizes), rate=rate)
-    got = stream_windows(rate, split(signal, sizes), lookahead)
-    assert_windows_match(got, resampled(signal, rate, lookahead))
-
-
-def packets_that_cut(stream: CallStream, packets: list[np.ndarray]) -> dict[int, int]:
-    """Window index -> the number (from 1) of the packet whose push returned it."""
-    cut_by = {}
-    for number, packet in enumerate(packets, start=1):
-        for window in stream.push(packet, 0.0):
-            cut_by[window.index] = number
-    return cut_by
-
-
-def test_a_live_window_is_cut_by_the_packet_that_completes_it() -> None:
-    """20 ms packets at 8 kHz: without look-ahead the packet that ends at 2 s completes the
-    first window (with it, the next packet does: 20 ms later), and the window's times are the
-    source's (the resampler's delay taken off)."""
-    packets = np.split(noise_at(-20.0, 2.6, seed=3, rate=8_000), 130)
-    assert packets_that_cut(new_stream(8_000), packets) == {0: 101, 1: 126}
-    stream = new_stream(8_000, lookahead=False)
-    assert packets_that_cut(stream, packets) == {0: 100, 1: 125}  # end at 2.0 s and 2.5 s
-    lag = StreamResampler(8_000, RATE).delay_samples / 8_000
-    first = stream_windows(8_000, packets, lookahead=False)[0]
-    assert stream.seconds(first.end) == pytest.approx(2.0 - lag)
-    assert stream.seconds(first.start) == 0.0  # the lead-in before the source's first sample
-    tail = stream.finish("bye", 0.0)[-1]
-    assert stream.duration_s == pytest.approx(2.6)  # the delayed tail came out at the end
-    assert stream.seconds(tail.end) == pytest.approx(2.6)
+    got = stream_windows(rate, split(signal, sizes))
+    assert_windows_match(got, resample(signal, rate, RATE))
 
 
 def test_the_tail_window_covers_the_last_window_of_audio() -> None:
@@ -437,10 +383,10 @@ def test_a_stream_shorter_than_a_window_yields_one_repeated_window(
 ) -> None:
     signal = noise_at(-20.0, seconds, rate=rate)
     got = stream_windows(rate, [signal[:100], signal[100:]])
-    whole = resampled(signal, rate)
+    resampled = resample(signal, rate, RATE)
     assert len(got) == 1
-    assert (got[0].start, got[0].end) == (0, len(whole))
-    np.testing.assert_allclose(got[0].samples, np.resize(whole, WINDOW), rtol=0, atol=1e-5)
+    assert (got[0].start, got[0].end) == (0, len(resampled))
+    np.testing.assert_allclose(got[0].samples, np.resize(resampled, WINDOW), rtol=0, atol=1e-5)
 
 
 def test_an_empty_stream_yields_no_window() -> None:

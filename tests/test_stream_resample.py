@@ -158,60 +158,6 @@ def test_nothing_older_than_the_delay_is_held_back(rate: int) -> None:
         assert returned == settled_steps * step_out
 
 
-# ------------------------------------------------------ without look-ahead (live calls)
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    rate=st.sampled_from(RATES),
-    length=st.integers(1, 4_000),
-    sizes=st.lists(st.one_of(st.just(0), st.just(1), st.integers(2, 1_500)), max_size=30),
-    seed=st.integers(0, 2**16),
-)
-def test_without_look_ahead_the_output_is_the_whole_signal_delayed(
-    rate: int, length: int, sizes: list[int], seed: int
-) -> None:
-    """The whole signal resampled after ``delay_samples`` zeros: the same samples, later by
-    ``output_delay``, and none lost at the end."""
-    signal = signal_of(length, seed)
-    resampler = StreamResampler(rate, TARGET, lookahead=False)
-    chunked = stream(resampler, split(signal, sizes))
-
-    step_in, step_out = reduced_steps(rate)
-    assert resampler.output_delay == resampler.delay_samples // step_in * step_out
-    lead = np.zeros(resampler.delay_samples, dtype=np.float32)
-    delayed = resample(np.concatenate([lead, signal]), rate, TARGET)
-    assert len(chunked) == len(delayed) == expected_length(length, rate) + resampler.output_delay
-    np.testing.assert_allclose(chunked, delayed, rtol=0, atol=TOLERANCE)
-    whole = resample(signal, rate, TARGET)
-    np.testing.assert_allclose(chunked[resampler.output_delay :], whole, rtol=0, atol=TOLERANCE)
-
-
-@pytest.mark.parametrize("rate", [r for r in RATES if r != TARGET])
-def test_without_look_ahead_nothing_is_held_back(rate: int) -> None:
-    """Every whole step of input pushed has given its output, and ``input_needed_for`` says
-    exactly when an output sample comes: a window ending on a packet boundary is complete when
-    that packet arrives."""
-    resampler = StreamResampler(rate, TARGET, lookahead=False)
-    step_in, step_out = reduced_steps(rate)
-    signal = signal_of(rate // 2, 5)
-    returned = pushed = 0
-    for chunk in split(signal, [rate // 50] * 30):
-        returned += len(resampler.push(chunk))
-        pushed += len(chunk)
-        assert returned == pushed // step_in * step_out
-        assert resampler.samples_received == pushed
-        assert resampler.input_needed_for(returned) <= pushed
-        assert resampler.input_needed_for(returned + 1) > pushed
-    assert StreamResampler(8_000, TARGET, lookahead=False).input_needed_for(32_000) == 16_000
-
-
-def test_without_look_ahead_an_empty_stream_gives_nothing() -> None:
-    resampler = StreamResampler(8_000, TARGET, lookahead=False)
-    assert len(resampler.push(np.zeros(0, dtype=np.float32))) == 0
-    assert len(resampler.finish()) == 0
-
-
 def test_bad_rates_are_refused() -> None:
     with pytest.raises(ValueError, match="sample rates must be positive"):
         StreamResampler(0, TARGET)

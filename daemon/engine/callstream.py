@@ -61,12 +61,7 @@ class CallStream:
         gate: SpeechGate,
         policy: DecisionPolicy,
         threshold: float,
-        lookahead: bool = True,
     ) -> None:
-        """``lookahead``: resample as a whole file would be (an audit); ``False`` for live audio,
-        where a window that ends on a packet boundary is then cut when that packet arrives
-        instead of the next one (the resampled audio lags the source by the kernel's reach, 8.6
-        ms at 8 kHz; window times stay in the source's time)."""
         self.threshold = threshold
         self.call_id, self.channel, self.source = call_id, channel, source
         self.source_rate = source_rate
@@ -74,8 +69,7 @@ class CallStream:
         self.gate = gate
         self.decision = DecisionState(policy)
         self.window_fates: collections.Counter[WindowFate] = collections.Counter()
-        self._resampler = StreamResampler(source_rate, geometry.sample_rate, lookahead)
-        self._lag = self._resampler.output_delay
+        self._resampler = StreamResampler(source_rate, geometry.sample_rate)
         self._framer = WindowFramer(geometry)
         self._speech = SpeechFrames(gate, geometry.sample_rate)
         self._held: list[np.ndarray] = []  # source-rate input not yet resampled
@@ -97,7 +91,7 @@ class CallStream:
 
     @property
     def duration_s(self) -> float:
-        return self.seconds(self.samples_received)
+        return self.samples_received / self.geometry.sample_rate
 
     @property
     def done(self) -> bool:
@@ -105,8 +99,7 @@ class CallStream:
         return self.ending and self._next_to_apply == self._next_index
 
     def seconds(self, sample: int) -> float:
-        """Source time, in seconds, of a position in the 16 kHz stream."""
-        return max(0, sample - self._lag) / self.geometry.sample_rate
+        return sample / self.geometry.sample_rate
 
     def push(self, samples: np.ndarray, arrived: float) -> list[PendingWindow]:
         """Add source-rate samples; return the windows they complete.

@@ -84,7 +84,6 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         one_window_per_stream: bool = False,
         shed_windows: bool = True,
-        lookahead: bool = True,
     ) -> None:
         self.models = models
         self.scorer = scorer
@@ -100,9 +99,6 @@ class Pipeline:
         # Live calls shed their oldest waiting window past max_queued_windows_per_stream; an
         # audit (dfd replay) never does: its feeder waits for the scorer instead.
         self.shed_windows = shed_windows
-        # An audit resamples each stream as the whole file would be; live calls without look-
-        # ahead, so that a window is cut by the packet that completes it (``CallStream``).
-        self.lookahead = lookahead
         self.counters = PipelineCounters()
         self._streams: dict[tuple[str, int], CallStream] = {}
         self._ending: list[CallStream] = []
@@ -173,7 +169,6 @@ class Pipeline:
             self.speech,
             self.decision,
             self.models.threshold,
-            self.lookahead,
         )
         self._streams[(chunk.call_id, chunk.channel)] = stream
         self.counters.streams_started += 1

@@ -139,7 +139,6 @@ class Daemon:
             decision=self.settings.decision,
             frontend_device=self.settings.models.device,
             one_window_per_stream=True,  # a lost batch costs each call at most one window
-            lookahead=False,  # live audio: a window is cut by the packet that completes it
         )
 
     # -- control ----------------------------------------------------------------------------
