@@ -46,7 +46,7 @@ from dfd.daemon.settings import Settings, load_settings, parse_rtp_payload
 log = structlog.get_logger(__name__)
 
 IDLE_WAIT_S = 0.005  # the loop's longest sleep when nothing is happening
-PUMP_EVERY_S = 0.001  # while capture events keep coming, pump at most this often, and at least
+PUMP_EVERY_S = 0.001  # while capture events keep coming, pump about this often (see step)
 
 
 @dataclasses.dataclass
@@ -247,8 +247,8 @@ class Daemon:
         return sink
 
     def _take_intake(self, until: float = math.inf, check_every: int = 8) -> int:
-        """Take capture events until the intake is empty or, checked every ``check_every``
-        events (and after the first batch of them at least), the clock passes ``until``."""
+        """Take capture events until the intake is empty or the clock passes ``until`` (read
+        every ``check_every`` events, so at least that many are taken when there are)."""
         taken = 0
         while True:
             try:
