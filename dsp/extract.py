@@ -39,8 +39,9 @@ def scoring_windows(samples: np.ndarray, geometry: WindowGeometry) -> list[Windo
     A window every hop from the first sample. If audio is left after the last of them, one more
     window ends on the last sample (it overlaps the window before: every window is real audio,
     never zero padding). A recording shorter than one window is repeated to fill one. A live
-    call (``CallStream``) gets the same windows from the same audio, packet by packet; the
-    agreement is tested (tests/test_scoring_path.py)."""
+    call (``CallStream``) gets the same windows from the same audio, packet by packet, except
+    that a call not at 16 kHz has each window's last few milliseconds resampled as if the call
+    ended there (``CallStream.push``); the agreement is tested (tests/test_scoring_path.py)."""
     length, size = len(samples), geometry.window_samples
     if length == 0:
         return []

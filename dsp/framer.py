@@ -91,6 +91,27 @@ class WindowFramer:
         """Add samples; return the windows they complete, oldest first."""
         return list(self._push(np.asarray(chunk, dtype=self._dtype)))
 
+    def push_provisional(self, chunk: npt.ArrayLike) -> list[Window]:
+        """The windows ``chunk`` would complete if it followed the samples received so far, cut
+        now; the chunk itself is not kept, and the next ``push`` goes on from the last real
+        sample. A live stream resampled with look-ahead passes its provisional ending here
+        (``StreamResampler.provisional_ending``) to cut a window without waiting for the input
+        after it."""
+        chunk = np.asarray(chunk, dtype=self._dtype)
+        windows = []
+        buffer_end = self._buffer_start + self._filled
+        while self._next_start + self._window <= buffer_end + len(chunk):
+            offset = self._next_start - self._buffer_start
+            real = self._buffer[min(offset, self._filled) : self._filled]
+            provisional = chunk[
+                max(0, self._next_start - buffer_end) : self._next_start + self._window - buffer_end
+            ]
+            samples = np.concatenate([real, provisional])
+            windows.append(Window(self._next_start, samples, valid_samples=self._window))
+            self._next_start += self._hop
+            self._windows_emitted += 1
+        return windows
+
     def finish(self) -> Window | None:
         """End of stream: the samples no window has covered yet, zero-padded to a full window.
 

@@ -163,3 +163,34 @@ def test_a_short_utterance_is_repeated_to_fill_one_window() -> None:
     np.testing.assert_array_equal(filled[140:], short[:60])
     long = np.arange(250, dtype=np.float32)
     assert repeat_to_window(long, geometry) is long
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    geometry=geometries,
+    length=st.integers(0, 1500),
+    sizes=st.lists(st.integers(0, 400), max_size=60),
+    lookahead=st.integers(0, 30),
+)
+def test_provisional_samples_cut_windows_early_and_are_never_kept(
+    geometry: WindowGeometry, length: int, sizes: list[int], lookahead: int
+) -> None:
+    """After each chunk, the next ``lookahead`` samples offered provisionally (negated, to tell
+    them apart): every window is cut once, at its place, and holds real samples up to what had
+    been received when it was cut and the provisional ones after; the real stream goes on."""
+    signal = np.arange(1, length + 1, dtype=np.float32)
+    framer = WindowFramer(geometry)
+    cut: list[tuple[Window, int]] = []  # each window, with the samples received when it was cut
+    received = 0
+    for chunk in split(signal, sizes):
+        cut += [(w, received + len(chunk)) for w in framer.push(chunk)]
+        received += len(chunk)
+        provisional = -signal[received : received + lookahead]
+        cut += [(w, received) for w in framer.push_provisional(provisional)]
+
+    assert [w.start for w, _ in cut] == expected_starts(length, geometry)
+    for window, known in cut:
+        assert window.valid_samples == len(window.samples) == geometry.window_samples
+        positions = np.arange(window.start, window.end, dtype=np.float32) + 1
+        np.testing.assert_array_equal(np.abs(window.samples), positions)
+        np.testing.assert_array_equal(window.samples < 0, positions > known)

@@ -59,6 +59,7 @@ from dfd.detectors.runtime import DetectorSession
 from dfd.dsp.audio_io import resample
 from dfd.dsp.batcher import FrontendBank
 from dfd.dsp.framer import WindowFramer, WindowGeometry
+from dfd.dsp.stream_resample import StreamResampler
 from tests.signals import RATE, REPO
 
 DEMO_CALL = REPO / "samples" / "call-bonafide-then-synthetic-8k-ulaw.wav"
@@ -304,24 +305,40 @@ def stream_windows(source_rate: int, chunks: list[np.ndarray]) -> list[PendingWi
     return windows + stream.finish("bye", 0.0)
 
 
-def expected_windows(signal: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
-    """``(start, end, samples)`` of a whole signal: the ``WindowFramer``'s windows (a window
-    every hop while one fits); then, if audio is left uncovered, one over the last window's
-    worth, ending at the end of the stream; or the whole stream repeated when it is shorter
-    than one window."""
-    length = len(signal)
+def input_end(end: int, rate: int) -> int:
+    """The source samples a 16 kHz window ending at ``end`` is resampled from: up to the whole
+    input step holding its last sample."""
+    common = math.gcd(rate, RATE)
+    step_in, step_out = rate // common, RATE // common
+    return -(-end // step_out) * step_in
+
+
+def expected_windows(signal: np.ndarray, rate: int = RATE) -> list[tuple[int, int, np.ndarray]]:
+    """``(start, end, samples)`` of a whole signal at ``rate``: the ``WindowFramer``'s windows of
+    it resampled to 16 kHz (a window every hop while one fits); then, if audio is left uncovered,
+    one over the last window's worth, ending at the end of the stream; or the whole stream
+    repeated when it is shorter than one window. A live stream cuts each window as soon as the
+    input up to its end is in, so a window is the audio up to its end resampled as if its last
+    sample held on: the whole signal's window but for its last few milliseconds."""
+    whole = resample(signal, rate, RATE)
+    length = len(whole)
     if length == 0:
         return []
     if length < WINDOW:
-        return [(0, length, np.resize(signal, WINDOW))]
-    windows = [(w.start, w.end, w.samples) for w in WindowFramer(GEOMETRY).push(signal)]
+        return [(0, length, np.resize(whole, WINDOW))]
+    windows = []
+    hold = StreamResampler(rate, RATE).delay_samples  # the look-ahead, taken as the last sample
+    for w in WindowFramer(GEOMETRY).push(whole):
+        known = signal[: input_end(w.end, rate)]
+        held = np.concatenate([known, np.full(hold, known[-1], dtype=np.float32)])
+        windows.append((w.start, w.end, resample(held, rate, RATE)[w.start : w.end]))
     if windows[-1][1] < length:
-        windows.append((length - WINDOW, length, signal[length - WINDOW :]))
+        windows.append((length - WINDOW, length, whole[length - WINDOW :]))
     return windows
 
 
-def assert_windows_match(got: list[PendingWindow], signal: np.ndarray) -> None:
-    expected = expected_windows(signal)
+def assert_windows_match(got: list[PendingWindow], signal: np.ndarray, rate: int = RATE) -> None:
+    expected = expected_windows(signal, rate)
     assert [(w.start, w.end) for w in got] == [(s, e) for s, e, _ in expected]
     assert [w.index for w in got] == list(range(len(expected)))
     for window, (_, _, samples) in zip(got, expected, strict=True):
@@ -341,8 +358,23 @@ def test_8khz_windows_match_the_whole_signal_resampled_and_framed(chunk: int | N
         [narrow] if chunk is None else [narrow[i : i + chunk] for i in range(0, len(narrow), chunk)]
     )
     got = stream_windows(8_000, chunks)
-    assert_windows_match(got, resample(narrow, 8_000, RATE))
+    assert_windows_match(got, narrow, 8_000)
     assert got[-1].end == 2 * len(narrow)  # the tail ends where the stream ends
+    whole = resample(narrow, 8_000, RATE)
+    provisional = 2 * StreamResampler(8_000, RATE).delay_samples  # 16 kHz samples resampled
+    for window in got:  # the input taken to hold after the window: only the last 8.6 ms differ
+        exact = whole[window.start : window.end]
+        np.testing.assert_allclose(window.samples[:-provisional], exact[:-provisional], atol=1e-5)
+    assert np.abs(got[0].samples[-provisional:] - whole[WINDOW - provisional : WINDOW]).max() > 0.01
+
+
+def test_a_window_is_cut_by_the_packet_that_holds_its_last_sample() -> None:
+    """At 8 kHz in 20 ms packets, the first window (2 s) is complete with packet 100; the
+    resampler's 8.6 ms look-ahead must not hold it until packet 101."""
+    narrow = noise_at(-20.0, 3.0, seed=2, rate=8_000)
+    stream = new_stream(8_000)
+    cut_by = [len(stream.push(narrow[i : i + 160], 0.0)) for i in range(0, len(narrow), 160)]
+    assert [number + 1 for number, count in enumerate(cut_by) if count] == [100, 125, 150]
 
 
 @settings(max_examples=25, deadline=None)
@@ -357,7 +389,7 @@ def test_8khz_windows_match_the_whole_signal_resampled_and_framed(chunk: int | N
 def test_windows_do_not_depend_on_the_chunking(rate: int, seconds: float, sizes: list[int]) -> None:
     signal = noise_at(-20.0, seconds, seed=len(sizes), rate=rate)
     got = stream_windows(rate, split(signal, sizes))
-    assert_windows_match(got, resample(signal, rate, RATE))
+    assert_windows_match(got, signal, rate)
 
 
 def test_the_tail_window_covers_the_last_window_of_audio() -> None:

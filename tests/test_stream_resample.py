@@ -163,3 +163,35 @@ def test_bad_rates_are_refused() -> None:
         StreamResampler(0, TARGET)
     with pytest.raises(ValueError, match="sample rates must be positive"):
         StreamResampler(8_000, -16_000)
+
+
+@pytest.mark.parametrize("rate", [8_000, 44_100, 48_000])
+def test_the_provisional_ending_is_the_input_so_far_resampled_whole_and_ends_nothing(
+    rate: int,
+) -> None:
+    """What a live call cuts a window with: the output still to come as if the input held its
+    last sample from now on (the whole-signal resampler's output for the input so far, so
+    extended); the stream then goes on exactly as if it had not been asked."""
+    signal = signal_of(rate // 3, 7)
+    resampler = StreamResampler(rate, TARGET)
+    cut = rate // 5
+    returned = resampler.push(signal[:cut])
+    provisional = resampler.provisional_ending()
+    held = np.concatenate([signal[:cut], np.full(rate // 10, signal[cut - 1], dtype=np.float32)])
+    expected = resample(held, rate, TARGET)[: expected_length(cut, rate)]
+    np.testing.assert_allclose(
+        np.concatenate([returned, provisional]), expected, rtol=0, atol=TOLERANCE
+    )
+    assert len(provisional) > 0
+    assert np.array_equal(provisional, resampler.provisional_ending())  # asking twice: the same
+    rest = stream(resampler, [signal[cut:]])
+    np.testing.assert_allclose(
+        np.concatenate([returned, rest]), resample(signal, rate, TARGET), rtol=0, atol=TOLERANCE
+    )
+    assert np.abs(provisional - rest[: len(provisional)]).max() > 0.01  # it was only provisional
+
+
+def test_the_same_rate_has_no_provisional_ending() -> None:
+    resampler = StreamResampler(TARGET, TARGET)
+    resampler.push(signal_of(500, 2))
+    assert len(resampler.provisional_ending()) == 0

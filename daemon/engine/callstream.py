@@ -105,7 +105,14 @@ class CallStream:
         """Add source-rate samples; return the windows they complete.
 
         Resampling costs a fixed overhead per call, so input is held until it completes the
-        next window (about one hop of audio per call) and resampled in one go."""
+        next window (about one hop of audio per call) and resampled in one go. A window is cut as
+        soon as its last input sample is in, without waiting for the resampler's look-ahead
+        (8.6 ms at 8 kHz, so a whole 20 ms packet): its last few milliseconds are resampled as if
+        the input held its last sample (``StreamResampler.provisional_ending``), the rest exactly.
+        So a window is the same however the audio was split into packets (live and replay agree),
+        and equals the window of the audio resampled whole (`dfd eval`) but for those last
+        samples (tests/test_scoring_path.py). Audio already at the pipeline's rate is cut
+        exactly."""
         if self.ending:
             raise ValueError(f"{self.call_id} channel {self.channel} has already ended")
         self._held.append(np.asarray(samples, dtype=np.float32))
@@ -115,20 +122,26 @@ class CallStream:
         return self._release(arrived)
 
     def _input_needed_for_next_window(self) -> int:
-        """Source samples that must be held before the next window can be cut."""
+        """Source samples that must be held before the next window can be cut: up to the one
+        its last sample is resampled from (the look-ahead is left out, see ``push``)."""
         next_end = self._framer.next_window_start + self.geometry.window_samples
-        needed = self._resampler.input_needed_for(next_end)
+        needed = self._resampler.input_needed_for(next_end) - self._resampler.delay_samples
         return max(0, needed - self._resampler.samples_received)
 
     def _release(self, arrived: float) -> list[PendingWindow]:
         held = np.concatenate(self._held) if len(self._held) > 1 else self._held[0]
         self._held, self._held_samples = [], 0
-        resampled = self._resampler.push(held)
-        windows = [
-            self._pending(w.start, w.samples, w.end, arrived) for w in self._framer.push(resampled)
-        ]
-        self._input_needed = self._input_needed_for_next_window()
-        return windows
+        cut = []
+        # Each window is cut with the input up to its own end, however much more has come in.
+        while 0 < self._input_needed <= len(held):
+            upto, held = held[: self._input_needed], held[self._input_needed :]
+            cut += self._framer.push(self._resampler.push(upto))
+            cut += self._framer.push_provisional(self._resampler.provisional_ending())
+            self._input_needed = self._input_needed_for_next_window()
+        if len(held):
+            cut += self._framer.push(self._resampler.push(held))
+            self._input_needed = self._input_needed_for_next_window()
+        return [self._pending(w.start, w.samples, w.end, arrived) for w in cut]
 
     def finish(self, reason: str, arrived: float, min_stream_s: float = 0.0) -> list[PendingWindow]:
         """End of the stream: the windows still to come, including one over the uncovered tail
@@ -149,9 +162,9 @@ class CallStream:
                 # Shorter than one window (or windows that leave gaps): repeat what there is.
                 samples = repeat_to_window(tail.samples[: tail.valid_samples], self.geometry)
                 windows.append(self._pending(tail.start, samples, end, arrived))
-            else:
-                beyond = tail.samples[previous_end - tail.start : tail.valid_samples]
-                joined = np.concatenate([self._last_window, beyond])
+            else:  # the last window's audio, then the exact audio from where the tail starts
+                own = self._last_window[: tail.start - self._last_window_start]
+                joined = np.concatenate([own, tail.samples[: tail.valid_samples]])
                 offset = end - length - self._last_window_start
                 windows.append(
                     self._pending(end - length, joined[offset : offset + length], end, arrived)
