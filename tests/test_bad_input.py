@@ -319,7 +319,8 @@ def test_a_dc_offset_does_not_hide_a_synthetic_voice(tmp_path: Path) -> None:
 
 def test_hard_clipping_is_judged_over_the_whole_call(replayed: dict[str, Result]) -> None:
     """Clipped x20 (a third of the samples at full scale): scored end to end. The verdict is
-    the model's (this one calls it synthetic; docs/reliability.md), not pinned here."""
+    the model's (the default of 2026-12-06 calls it bona fide, the one before synthetic;
+    docs/reliability.md), not pinned here."""
     report = report_of(replayed["call-clipped"])
     assert report["duration"] == pytest.approx(report_of(replayed["call"])["duration"])
     assert sum(w["speech"] for w in report["windows"]) > len(report["windows"]) // 2
