@@ -40,8 +40,8 @@ def scoring_windows(samples: np.ndarray, geometry: WindowGeometry) -> list[Windo
     window ends on the last sample (it overlaps the window before: every window is real audio,
     never zero padding). A recording shorter than one window is repeated to fill one. A live
     call (``CallStream``) gets the same windows from the same audio, packet by packet, except
-    that a call not at 16 kHz has each window's last few milliseconds resampled as if the call
-    ended there (``CallStream.push``); the agreement is tested (tests/test_scoring_path.py)."""
+    that a call not at 16 kHz has each window's last few milliseconds resampled as if its last
+    sample held on (``CallStream.push``); the agreement is tested (tests/test_scoring_path.py)."""
     length, size = len(samples), geometry.window_samples
     if length == 0:
         return []
