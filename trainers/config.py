@@ -31,6 +31,8 @@ from dfd.trainers.rawboost import RawBoostAlgorithm
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 Validation = Literal["dev", "split"]
+# dfd.trainers.corpus.conditions.PRESETS, without importing the corpus extras to read a config
+ConditionPreset = Literal["default", "phone_full"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +54,10 @@ class AugmentConfig:
     # on logical access (its "algorithm 5").
     rawboost_probability: float = 0.0
     rawboost: tuple[RawBoostAlgorithm, ...] = ("convolutive", "impulsive")
+    # Corpus v2's condition chains online (dfd.trainers.online_conditions): with this probability
+    # a window also goes through a room, noise, device and phone line drawn from the preset.
+    conditions_probability: float = 0.0
+    conditions: ConditionPreset = "phone_full"
 
     def __post_init__(self) -> None:
         probabilities = (
@@ -60,6 +66,7 @@ class AugmentConfig:
             "time_stretch_probability",
             "pitch_shift_probability",
             "rawboost_probability",
+            "conditions_probability",
         )
         for name in probabilities:
             if not 0.0 <= getattr(self, name) <= 1.0:

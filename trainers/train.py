@@ -42,6 +42,7 @@ from dfd.trainers.config import TrainConfig
 from dfd.trainers.datasets import Trial, read_dataset
 from dfd.trainers.losses import build_loss
 from dfd.trainers.metrics import compute_eer
+from dfd.trainers.online_conditions import condition_windows
 from dfd.trainers.sharpness import sam_gradients
 from dfd.trainers.siamese_sweep import best_figures, pair_threshold_sweep
 from dfd.trainers.split import stratified_split
@@ -425,6 +426,9 @@ def _training_batch(
     )
     windows += [augmented_window(data.audio[i], geometry, config.augment, rng) for i in chosen]
     labels += [bool(data.is_spoof[i]) for i in chosen]
+    if config.augment.conditions_probability > 0:
+        bonafide_audio = [data.audio[i] for i in bonafide_indices]
+        windows = condition_windows(windows, config.augment, rng, bonafide_audio)
     batch = np.stack(windows).astype(np.float32)
     # the pre-processing every scoring path applies (dfd.dsp.extract.remove_mean)
     return remove_mean(batch), np.array(labels, dtype=np.float32)
