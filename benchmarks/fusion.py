@@ -11,11 +11,18 @@ The weight is chosen on dev (``PREFIX-dev``), in steps of 0.1, and only then app
 the eval attacks and speaker stay unseen by every choice made here.
 
     python benchmarks/fusion.py --model NAME=EVAL_PREFIX --model NAME=EVAL_PREFIX [...] \\
-        [--out docs/fusion.md]
+        [--split NAME=SUFFIX ...] [--attack ATTACK ...] [--even] [--out docs/fusion.md]
 
-``EVAL_PREFIX`` names the ``dfd eval --out`` folders ``PREFIX-dev``, ``PREFIX-eval`` and
-``PREFIX-eval.mulaw`` (of ``dev.txt``, ``eval.txt`` and ``eval.mulaw.txt``; docs/fusion.md was made
-on corpus v1's).
+``EVAL_PREFIX`` names the ``dfd eval --out`` folders ``PREFIX`` + each split's suffix; by default
+``PREFIX-dev``, ``PREFIX-eval`` and ``PREFIX-eval.mulaw`` (of ``dev.txt``, ``eval.txt`` and
+``eval.mulaw.txt``; docs/fusion.md was made on corpus v1's). The first ``--split`` is the one the
+weights are chosen on; the ``--attack`` columns (an attack or a real-voice family's trials) are
+read from the second; an attack ``A`` also takes ``A-*`` (a family's voices). ``--even`` gives
+every member the same weight instead (seeds of one recipe are exchangeable). Corpus v2's held-out
+protocols (docs/fusion-v2-seeds.md, docs/fusion-v2-families.md):
+
+    --split "dev held-out=-dev.unseen" --split "eval held-out=-eval.unseen" \\
+    --split "held-out phone=-eval.phone.unseen" --attack nsf --attack lpc ...
 """
 
 from __future__ import annotations
@@ -31,8 +38,8 @@ import numpy as np
 
 from dfd.trainers.metrics import compute_eer
 
-SPLITS = {"dev": "-dev", "eval clean": "-eval", "eval mulaw": "-eval.mulaw"}
-EVAL_ATTACKS = ["festival-slt-hts", "lpc", "piper-joe"]
+V1_SPLITS = {"dev": "-dev", "eval clean": "-eval", "eval mulaw": "-eval.mulaw"}
+V1_ATTACKS = ["festival-slt-hts", "lpc", "piper-joe"]
 WEIGHT_GRID = np.round(np.linspace(0.0, 1.0, 11), 1)
 
 
@@ -97,33 +104,58 @@ def _pct(value: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", action="append", required=True, metavar="NAME=PREFIX")
+    parser.add_argument("--split", action="append", metavar="NAME=SUFFIX")
+    parser.add_argument("--attack", action="append")
+    parser.add_argument("--even", action="store_true", help="equal weights, none chosen")
     parser.add_argument("--out", type=Path, default=Path("docs/fusion.md"))
     args = parser.parse_args()
+    splits = dict(spec.split("=", 1) for spec in args.split) if args.split else V1_SPLITS
+    attacks = args.attack or (V1_ATTACKS if not args.split else [])
+    if len(splits) < 2:
+        raise SystemExit("give at least two splits: one to choose the weights, one to report")
+    choose_on, attacks_on = list(splits)[:2]
     names, scores = [], []
     for spec in args.model:
         name, prefix = spec.split("=")
         names.append(name)
-        scores.append({split: Scores.read(Path(prefix + s)) for split, s in SPLITS.items()})
+        scores.append({split: Scores.read(Path(prefix + s)) for split, s in splits.items()})
     if len(names) < 2:
         raise SystemExit("give at least two models")
 
-    header = ["models", "weights (dev-chosen)", *SPLITS, *(f"clean: {a}" for a in EVAL_ATTACKS)]
+    header = [
+        "models",
+        "weights" if args.even else f"weights (chosen on {choose_on})",
+        *splits,
+        *(f"{attacks_on}: {a}" for a in attacks),
+    ]
     rows = []
     for size in range(1, len(names) + 1):
         for members in itertools.combinations(range(len(names)), size):
-            parts = {split: [scores[m][split] for m in members] for split in SPLITS}
-            weights = dev_chosen_weights(parts["dev"]) if size > 1 else np.array([1.0])
-            cells = [" + ".join(names[m] for m in members), " / ".join(f"{w:.1f}" for w in weights)]
-            for split in SPLITS:
+            parts = {split: [scores[m][split] for m in members] for split in splits}
+            if args.even:
+                weights = np.full(size, 1.0 / size)
+            else:
+                weights = dev_chosen_weights(parts[choose_on]) if size > 1 else np.array([1.0])
+            cells = [" + ".join(names[m] for m in members), " / ".join(f"{w:.2g}" for w in weights)]
+            for split in splits:
                 cells.append(_pct(eer(fused(parts[split], weights), parts[split][0].is_spoof)))
-            clean = parts["eval clean"]
-            values = fused(clean, weights)
-            for attack in EVAL_ATTACKS:
-                keep = (clean[0].attacks == attack) | ~clean[0].is_spoof
-                cells.append(_pct(eer(values[keep], clean[0].is_spoof[keep])))
+            reported = parts[attacks_on]
+            values = fused(reported, weights)
+            for attack in attacks:
+                family = np.char.startswith(reported[0].attacks.astype(str), attack + "-")
+                keep = (reported[0].attacks == attack) | family | ~reported[0].is_spoof
+                cells.append(_pct(eer(values[keep], reported[0].is_spoof[keep])))
             rows.append(cells)
 
-    command = " ".join(["python benchmarks/fusion.py", *(f"--model {m}" for m in args.model)])
+    command = " ".join(
+        [
+            "python benchmarks/fusion.py",
+            *(f'--model "{m}"' for m in args.model),
+            *(f'--split "{s}"' for s in args.split or ()),
+            *(f"--attack {a}" for a in args.attack or ()),
+            *(["--even"] if args.even else []),
+        ]
+    )
     lines = [
         "# Fusing detectors on the open corpus",
         "",
@@ -134,10 +166,16 @@ def main() -> None:
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "- fused score: the weighted mean of the models' calibrated bona fide log-odds, as "
         "`[models] bundles` with `weights` fuses them in `dfd serve` and `dfd replay` (bundles of "
-        "one window length). Weights in steps of 0.1, chosen on dev (lowest EER; ties go to the "
-        "most even), then applied unchanged to eval.",
+        "one window length). "
+        + (
+            "Every member weighs the same."
+            if args.even
+            else "Weights in steps of 0.1, chosen on the first split (lowest EER; ties go to "
+            "the most even), then applied unchanged to the others."
+        ),
         "- EER: the ASVspoof way (step DET curve, no interpolation), one score per utterance; "
-        "per attack, that attack's trials against every bona fide trial.",
+        "per attack, that attack's trials (or a family's: `dectalk` holds `dectalk-paul`, ...) "
+        "against every bona fide trial.",
         "",
         "| " + " | ".join(header) + " |",
         "| --- | --- | " + " | ".join("---:" for _ in header[2:]) + " |",
