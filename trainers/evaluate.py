@@ -113,10 +113,26 @@ def evaluate_bundle(
 ) -> dict[str, Any]:
     """Score ``protocol`` into ``out`` (``scores.txt``, ``report.json``, plots; with
     ``windows``, also every window's score in ``windows.tsv``)."""
+    trials = read_dataset(protocol)
+    return evaluate_trials(
+        bundle_dir, trials, str(protocol), out, device, batch_size, progress, windows
+    )
+
+
+def evaluate_trials(
+    bundle_dir: Path,
+    trials: Sequence[Trial],
+    protocol: str,
+    out: Path,
+    device: str = "auto",
+    batch_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+    windows: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate_bundle` on trials already read (``protocol`` names them in the report)."""
     bundle = load_bundle(bundle_dir)
     card = bundle.card
     official = not card.calibration.calibrated and card.output.bonafide_index is not None
-    trials = read_dataset(protocol)
 
     def bonafide_score_and_raw(session: DetectorSession, features: np.ndarray) -> np.ndarray:
         outputs = session.outputs(features)
@@ -154,7 +170,7 @@ def evaluate_bundle(
             **binary_report(bonafide, spoof, bonafide_threshold).to_dict(),
         }
     report["bundle"] = {"path": str(bundle_dir), "family": card.family, "version": card.version}
-    report["protocol"] = str(protocol)
+    report["protocol"] = protocol
     report["score"] = "bona fide logit (official)" if official else "calibrated bona fide log-odds"
     (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     per_attack = {str(a): scores[attacks == a] for a in sorted(set(attacks)) if a != "-"}
