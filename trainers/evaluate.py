@@ -113,9 +113,10 @@ def evaluate_bundle(
 ) -> dict[str, Any]:
     """Score ``protocol`` into ``out`` (``scores.txt``, ``report.json``, plots; with
     ``windows``, also every window's score in ``windows.tsv``)."""
+    bundle = load_bundle(bundle_dir)  # a bad bundle is named before the data is read
     trials = read_dataset(protocol)
-    return evaluate_trials(
-        bundle_dir, trials, str(protocol), out, device, batch_size, progress, windows
+    return _evaluate(
+        bundle, bundle_dir, trials, str(protocol), out, device, batch_size, progress, windows
     )
 
 
@@ -131,6 +132,22 @@ def evaluate_trials(
 ) -> dict[str, Any]:
     """:func:`evaluate_bundle` on trials already read (``protocol`` names them in the report)."""
     bundle = load_bundle(bundle_dir)
+    return _evaluate(
+        bundle, bundle_dir, trials, protocol, out, device, batch_size, progress, windows
+    )
+
+
+def _evaluate(
+    bundle: Bundle,
+    bundle_dir: Path,
+    trials: Sequence[Trial],
+    protocol: str,
+    out: Path,
+    device: str,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+    windows: bool,
+) -> dict[str, Any]:
     card = bundle.card
     official = not card.calibration.calibrated and card.output.bonafide_index is not None
 
