@@ -4,6 +4,7 @@ packaged rooms and noises, the real ffmpeg codecs, the real small corpus."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from dfd.core.typed_config import ConfigError
 from dfd.dsp.audio_io import load_audio
 from dfd.trainers import train as train_module
-from dfd.trainers.config import AugmentConfig, TrainConfig, load_train_config
+from dfd.trainers.config import AugmentConfig, ConditionPreset, TrainConfig, load_train_config
 from dfd.trainers.corpus.conditions import PRESETS, apply_conditions, sample_condition
 from dfd.trainers.online_conditions import condition_windows
 from dfd.trainers.train import train
@@ -112,3 +113,9 @@ def test_bad_online_condition_settings_are_refused(
     recipe.write_text(f'family = "mfcc-cnn"\n[augment]\n{augment}\n')
     with pytest.raises(ConfigError, match=message):
         load_train_config(recipe)
+
+
+def test_every_preset_a_recipe_may_name_is_a_corpus_preset() -> None:
+    """The config names the presets without importing the corpus extras; the two lists agree
+    (``none`` would be a probability of 0)."""
+    assert set(get_args(ConditionPreset)) == set(PRESETS) - {"none"}
