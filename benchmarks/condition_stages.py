@@ -42,11 +42,12 @@ from dfd.trainers.corpus.conditions import (
 from dfd.trainers.datasets import Trial, read_dataset
 from dfd.trainers.evaluate import evaluate_trials
 
-OFF = {"room_probability": 0.0, "noise_probability": 0.0, "device_probability": 0.0}
-OFF = {**OFF, "phone_probability": 0.0}
+SINGLE_STAGES = ("room", "noise", "device", "phone")
 STAGES: dict[str, ConditionConfig] = {
-    stage: dataclasses.replace(PHONE_FULL, **{**OFF, f"{stage}_probability": 1.0})
-    for stage in ("room", "noise", "device", "phone")
+    stage: dataclasses.replace(
+        PHONE_FULL, **{f"{other}_probability": float(other == stage) for other in SINGLE_STAGES}
+    )
+    for stage in SINGLE_STAGES
 }
 STAGES["all"] = PHONE_FULL
 CHUNK = 64  # files per apply_conditions call: few ffmpeg processes, bounded memory
