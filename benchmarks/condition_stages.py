@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +56,10 @@ CHUNK = 64  # files per apply_conditions call: few ffmpeg processes, bounded mem
 
 
 def conditioned_trials(
-    trials: list[Trial], stage: str, babble: list[np.ndarray], workdir: Path
+    trials: list[Trial], stage: str, babble: Callable[[], list[np.ndarray]], workdir: Path
 ) -> list[Trial]:
-    """The trials with their audio under ``stage``'s chains, written once into ``workdir``."""
+    """The trials with their audio under ``stage``'s chains, written once into ``workdir``
+    (``babble`` is called only when a file is still to be made)."""
     folder = workdir / stage
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{t.utterance_id}.flac" for t in trials]
@@ -67,7 +70,7 @@ def conditioned_trials(
         seeds = [zlib.crc32(f"{stage}:{trials[i].utterance_id}".encode()) for i in chunk]
         conditions = [sample_condition(np.random.default_rng(s), STAGES[stage]) for s in seeds]
         for i, samples in zip(
-            chunk, apply_conditions(audio, conditions, seeds, babble), strict=True
+            chunk, apply_conditions(audio, conditions, seeds, babble()), strict=True
         ):
             partial = paths[i].with_suffix(".part.flac")
             soundfile.write(partial, np.clip(samples, -1.0, 1.0), RATE, subtype="PCM_16")
@@ -89,11 +92,15 @@ def main() -> None:
     torch.set_num_threads(1)
     models = [spec.split("=", 1) for spec in args.model]
     trials = read_dataset(args.data)
-    babble = [
-        load_audio(t.path, sample_rate=RATE).samples[0]
-        for t in read_dataset(args.babble)
-        if t.label == "bonafide"
-    ]
+
+    @functools.cache
+    def babble() -> list[np.ndarray]:
+        return [
+            load_audio(t.path, sample_rate=RATE).samples[0]
+            for t in read_dataset(args.babble)
+            if t.label == "bonafide"
+        ]
+
     columns = {"clean": trials}
     for stage in STAGES:
         started = time.process_time()
