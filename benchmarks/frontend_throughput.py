@@ -30,7 +30,15 @@ import torchaudio
 
 from dfd.dsp.batcher import FrontendBank
 from dfd.dsp.framer import WindowGeometry
-from dfd.dsp.frontends import FrontendSpec, LfccSpec, LogMelSpec, MfccSpec, SincConvSpec
+from dfd.dsp.frontends import (
+    ConstantQSpec,
+    FrontendSpec,
+    LfccSpec,
+    LogMelSpec,
+    LogSpectrogramSpec,
+    MfccSpec,
+    SincConvSpec,
+)
 
 BATCH_SIZES = (1, 16, 64)
 SHARED_BATCH = 64
@@ -87,6 +95,8 @@ def default_cases() -> list[Case]:
         ("logmel", LogMelSpec()),
         ("mfcc", MfccSpec()),
         ("lfcc", LfccSpec()),
+        ("logspec", LogSpectrogramSpec()),
+        ("cqt", ConstantQSpec()),
     ]
     cases = [Case(label, (spec,), BATCH_SIZES) for label, spec in defaults]
     shared = (SincConvSpec(), LogMelSpec(), MfccSpec(), LfccSpec())
@@ -106,6 +116,14 @@ def summarise_spec(spec: FrontendSpec) -> str:
         deltas = " + Δ, ΔΔ" if spec.with_deltas else ""
         return (
             f"{spec.n_lfcc} of {spec.n_filter} linear{deltas}, win {spec.window_length}, "
+            f"hop {spec.hop_length}"
+        )
+    if isinstance(spec, LogSpectrogramSpec):
+        first, last = spec.bin_range
+        return f"{last - first} linear bins, n_fft {spec.n_fft}, hop {spec.hop_length}"
+    if isinstance(spec, ConstantQSpec):
+        return (
+            f"{spec.n_bins} bins from {spec.f_min:g} Hz, {spec.bins_per_octave} an octave, "
             f"hop {spec.hop_length}"
         )
     return spec.to_json()

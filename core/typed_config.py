@@ -1,8 +1,9 @@
 """Build frozen dataclasses from plain mappings (TOML, JSON), refusing anything unexpected.
 
-Unknown keys, values of the wrong type and values outside a ``Literal`` raise ``ConfigError``
-naming where they were found. Integers are accepted where floats are expected; booleans are never
-taken for numbers; nested dataclasses are built recursively.
+Unknown keys, values of the wrong type and values outside a ``Literal`` raise ``ConfigError`` naming
+where they were found. A class with a ``kind`` class variable may be named by a ``kind`` key (so
+that a union of such classes takes the one named). Integers are accepted where floats are expected;
+booleans are never taken for numbers; nested dataclasses are built recursively.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def build_dataclass(cls: type[T], data: Mapping[str, Any], where: str) -> T:
         raise ConfigError(f"{where}: expected a table of settings, got {data!r}")
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
+    kind = getattr(cls, "kind", None)  # a class registered by kind may be named by it
+    if isinstance(kind, str) and kind and "kind" in data:
+        if data["kind"] != kind:
+            raise ConfigError(f"{where}: kind {data['kind']!r} is not {kind!r}")
+        data = {key: value for key, value in data.items() if key != "kind"}
     hints = typing.get_type_hints(cls)
     fields = {field.name for field in dataclasses.fields(cls) if field.init}
     unknown = sorted(set(data) - fields)
@@ -57,6 +63,17 @@ def coerce_value(value: Any, expected: Any, where: str) -> Any:
         options = typing.get_args(expected)
         if value is None and type(None) in options:
             return None
+        by_kind = {getattr(option, "kind", None): option for option in options}
+        if (
+            isinstance(value, Mapping)
+            and "kind" in value
+            and all(isinstance(kind, str) and kind for kind in by_kind if kind is not None)
+        ):
+            named = by_kind.get(value["kind"]) if isinstance(value["kind"], str) else None
+            if named is None:
+                known = ", ".join(repr(kind) for kind in by_kind if kind is not None)
+                raise ConfigError(f"{where}: kind {value['kind']!r} is not one of {known}")
+            return coerce_value(value, named, where)
         errors = []
         for option in options:
             if option is type(None):

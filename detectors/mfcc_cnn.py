@@ -1,12 +1,13 @@
 """mfcc-cnn: a small two-layer CNN over cepstra (20 MFCCs by default), with a two-way output.
 
-Front end: ``MfccSpec()`` (20 coefficients from 40 log-mel bands, 512-point FFT, hop 160),
-``(batch, 20, 201)`` for a 2 s window; or an ``LfccSpec`` (linear filters; with deltas,
-``(batch, 60, 201)``). The coefficients are normalised per coefficient (batch
-norm: running mean and variance learned in training; c0 is on a much larger scale than the
-rest), then two 3 x 3 convolutions (16 and 32 channels, each with batch norm, ReLU and 2 x 2 max
-pooling), then a dense layer of 128 with dropout, and two output logits. Between the convolutions
-and the dense layer, ``pooling`` chooses:
+Front end: ``MfccSpec()`` (20 coefficients from 40 log-mel bands, 512-point FFT, hop 160), ``(batch,
+20, 201)`` for a 2 s window; or, to compare front ends on one model, an ``LfccSpec`` (linear
+filters; with deltas, ``(batch, 60, 201)``), a ``LogSpectrogramSpec`` (the log power of the linear
+STFT bins, ``(batch, 257, 201)``) or a ``ConstantQSpec`` (``(batch, 87, 201)``). The rows are
+normalised one by one (batch norm: running mean and variance learned in training; c0 is on a much
+larger scale than the rest), then two 3 x 3 convolutions (16 and 32 channels, each with batch norm,
+ReLU and 2 x 2 max pooling), then a dense layer of 128 with dropout, and two output logits. Between
+the convolutions and the dense layer, ``pooling`` chooses:
 
 - ``"flatten"`` (the reference design): the whole feature map, flattened. Its size depends on the
   input's shape, so the model is built for ``(n_mfcc, frames)`` and refuses others. About a
@@ -31,7 +32,13 @@ from torch import nn
 from dfd.core.typed_config import ConfigError
 from dfd.detectors.common import WINDOW_SAMPLES, Detector, describe
 from dfd.detectors.contract import OutputConvention
-from dfd.dsp.frontends import FrontendSpec, LfccSpec, MfccSpec
+from dfd.dsp.frontends import (
+    ConstantQSpec,
+    FrontendSpec,
+    LfccSpec,
+    LogSpectrogramSpec,
+    MfccSpec,
+)
 
 BONAFIDE_INDEX = 0
 SPOOF_INDEX = 1
@@ -41,8 +48,9 @@ DEFAULT_FRONTEND = MfccSpec()
 @dataclasses.dataclass(frozen=True)
 class MfccCnnConfig:
     # Cepstra in: MFCCs (the reference design), or LFCCs (linear filters, so the high band keeps
-    # its resolution; with deltas, 3 x n_lfcc rows), e.g. [model] frontend = { n_lfcc = 20 }.
-    frontend: MfccSpec | LfccSpec = DEFAULT_FRONTEND
+    # its resolution; with deltas, 3 x n_lfcc rows), e.g. [model] frontend = { n_lfcc = 20 };
+    # or a spectrogram, named by kind: frontend = { kind = "logspec" } or { kind = "cqt" }.
+    frontend: MfccSpec | LfccSpec | LogSpectrogramSpec | ConstantQSpec = DEFAULT_FRONTEND
     window_samples: int = WINDOW_SAMPLES
     channels: tuple[int, int] = (16, 32)
     hidden: int = 128

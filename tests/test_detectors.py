@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-from dfd.core.typed_config import ConfigError
+from dfd.core.typed_config import ConfigError, build_dataclass
 from dfd.detectors.common import WINDOW_SAMPLES
 from dfd.detectors.contract import BATCH_AXIS, INPUT_NAME
 from dfd.detectors.export import OPSET, cpu_session, export_onnx
@@ -29,7 +29,14 @@ from dfd.detectors.mfcc_cnn import MfccCnn, MfccCnnConfig
 from dfd.detectors.registry import FAMILIES, DetectorFamily, family
 from dfd.detectors.siamese_mel import SiameseMel, SqueezeExcitation
 from dfd.detectors.sinc_lcnn import MaxFeatureMap, SincLcnn, SincLcnnConfig
-from dfd.dsp.frontends import FrontendSpec, LogMelSpec, WaveformSpec
+from dfd.dsp.frontends import (
+    ConstantQSpec,
+    FrontendSpec,
+    LfccSpec,
+    LogMelSpec,
+    LogSpectrogramSpec,
+    WaveformSpec,
+)
 from dfd.trainers.losses import ContrastiveLoss, FocalLoss, build_loss
 
 OWN_FAMILIES = ["sinc-lcnn", "effnet-mel", "siamese-mel", "mfcc-cnn"]
@@ -337,6 +344,50 @@ def test_mfcc_cnn_time_statistics_head_is_small_takes_any_length_and_exports(
         model(torch.randn(2, 19, 201))
     path = export_onnx(model, batch, tmp_path / "stats.onnx")
     np.testing.assert_allclose(run_onnx(cpu_session(path), batch), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ({"n_lfcc": 20, "n_filter": 20}, LfccSpec(n_lfcc=20, n_filter=20)),
+        ({"kind": "lfcc"}, LfccSpec()),
+        ({"kind": "logspec", "f_max": 4000}, LogSpectrogramSpec(f_max=4000.0)),
+        ({"kind": "cqt"}, ConstantQSpec()),
+    ],
+    ids=["lfcc by its fields", "lfcc", "0-4 kHz log spectrogram", "constant-q"],
+)
+def test_mfcc_cnn_takes_the_front_end_its_model_table_names_and_exports_with_it(
+    table: dict[str, object], expected: FrontendSpec, tmp_path: Path
+) -> None:
+    """``[model] frontend = { kind = ... }`` in a recipe: the front end named, computed by the
+    DSP stage's module for it, the model built for its rows, and the exported graph's contract
+    naming it, so the daemon computes the same features."""
+    config = build_dataclass(
+        MfccCnnConfig, {"pooling": "time-stats", "frontend": table}, where="[model]"
+    )
+    assert config.frontend == expected
+    entry = family("mfcc-cnn")
+    model = MfccCnn(config).eval()
+    with torch.inference_mode():
+        features = entry.build_frontend(config).eval()(waveforms(3))
+        expected_scores = model(features).numpy()
+    assert tuple(features.shape[1:]) == expected.output_shape(WINDOW_SAMPLES)
+    assert model.input_norm.num_features == features.shape[1]
+    path = export_onnx(model, features, tmp_path / "m.onnx", metadata=entry.metadata(config))
+    np.testing.assert_allclose(run_onnx(cpu_session(path), features), expected_scores, atol=1e-4)
+    assert FrontendSpec.from_json(entry.metadata(config)["dfd.frontend"]) == expected
+
+
+def test_a_front_end_named_by_the_wrong_kind_is_refused() -> None:
+    known = "'mfcc', 'lfcc', 'logspec', 'cqt'"
+    with pytest.raises(ConfigError, match=f"frontend: kind 'logmel' is not one of {known}"):
+        build_dataclass(MfccCnnConfig, {"frontend": {"kind": "logmel"}}, where="[model]")
+    with pytest.raises(ConfigError, match=r"frontend.bins_per_octave: expected int"):
+        build_dataclass(
+            MfccCnnConfig, {"frontend": {"kind": "cqt", "bins_per_octave": 1.5}}, where="[model]"
+        )
+    with pytest.raises(ConfigError, match="kind 'lfcc' is not 'cqt'"):
+        build_dataclass(ConstantQSpec, {"kind": "lfcc"}, where="[model].frontend")
 
 
 def test_bad_configs_are_refused() -> None:

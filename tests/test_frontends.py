@@ -12,10 +12,12 @@ import torch
 
 from dfd.dsp.batcher import FrontendBank
 from dfd.dsp.frontends import (
+    ConstantQSpec,
     FrontendSpec,
     FrontendSpecError,
     LfccSpec,
     LogMelSpec,
+    LogSpectrogramSpec,
     MfccSpec,
     SincConv,
     SincConvSpec,
@@ -102,6 +104,40 @@ def reference_lfcc(signal: np.ndarray, spec: LfccSpec) -> np.ndarray:
     cepstra = dct_ii_orthonormal(spec.n_filter, spec.n_lfcc) @ np.log(power @ bank + 1e-6).T
     delta = reference_deltas(cepstra)
     return np.concatenate([cepstra, delta, reference_deltas(delta)])
+
+
+def reference_log_spectrogram(signal: np.ndarray, spec: LogSpectrogramSpec) -> np.ndarray:
+    power = power_spectrogram(signal, spec.n_fft, spec.window_length, spec.hop_length)
+    hz = np.arange(power.shape[1]) * spec.sample_rate / spec.n_fft
+    kept = (hz >= spec.f_min) & (hz <= spec.upper_hz)
+    return np.log(power[:, kept] + spec.log_offset).T  # (bins, frames)
+
+
+def reference_constant_q(signal: np.ndarray, spec: ConstantQSpec) -> np.ndarray:
+    """The definition at the full sample rate, in float64, with no decimation: each bin's
+    periodic Hann window times its exponential, over the window's length, centred on every
+    hop-th sample (reflect padding). A bin's window spans ``ceil(Q * r / f)`` samples at its
+    octave's rate ``r`` (16 kHz halved once per octave below the top), the same span in time at
+    16 kHz."""
+    octave_of = [(spec.n_bins - 1 - row) // spec.bins_per_octave for row in range(spec.n_bins)]
+    factors = [2**octave for octave in octave_of]
+    spans = [
+        int(np.ceil(spec.quality * spec.sample_rate / factor / hz))
+        for hz, factor in zip(spec.centre_hz, factors, strict=True)
+    ]
+    reach = max(factor * span for factor, span in zip(factors, spans, strict=True))
+    padded = np.pad(signal.astype(np.float64), reach, mode="reflect")
+    frames = len(signal) // spec.hop_length + 1
+    centres = np.minimum(np.arange(frames) * spec.hop_length, len(signal) - 1) + reach
+    power = np.zeros((spec.n_bins, frames))
+    for row, hz in enumerate(spec.centre_hz):
+        length, offset = factors[row] * spans[row], factors[row] * (spans[row] // 2)
+        n = np.arange(length)
+        kernel = (0.5 - 0.5 * np.cos(2 * np.pi * n / length)) / length
+        kernel = kernel * np.exp(2j * np.pi * hz * (n - offset) / spec.sample_rate)
+        segments = padded[(centres - offset)[:, None] + n[None, :]]
+        power[row] = np.abs(segments @ kernel) ** 2
+    return np.log(power + spec.log_offset)
 
 
 def reference_sinc_filters(spec: SincConvSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +275,62 @@ def test_lfcc_with_deltas_matches_a_numpy_computation(speech_16k: np.ndarray) ->
     np.testing.assert_allclose(actual, reference_lfcc(window, spec), rtol=1e-3, atol=2e-3)
 
 
+@pytest.mark.parametrize("f_max", [None, 4000.0], ids=["wideband", "0-4 kHz"])
+def test_log_spectrogram_matches_a_numpy_computation(
+    speech_16k: np.ndarray, f_max: float | None
+) -> None:
+    spec = LogSpectrogramSpec(f_max=f_max)
+    window = speech_16k[16_000:48_000]
+    actual = run(spec, window[None])[0]
+    assert actual.shape == spec.output_shape(32_000) == ((257 if f_max is None else 129), 201)
+    np.testing.assert_allclose(actual, reference_log_spectrogram(window, spec), atol=2e-3)
+
+
+def test_constant_q_bins_are_geometric_from_f_min_and_stay_below_nyquist() -> None:
+    spec = ConstantQSpec()  # 50 Hz up, 12 bins an octave
+    centres = np.array(spec.centre_hz)
+    assert spec.n_bins == 87 and spec.octaves == 8
+    assert centres[0] == 50.0
+    np.testing.assert_allclose(centres[12::12] / centres[:-12:12], 2.0)
+    assert centres[-1] * 2 ** (1 / 12) <= spec.sample_rate / 2 < centres[-1] * 2 ** (2 / 12)
+    assert spec.quality == pytest.approx(16.817, abs=1e-3)
+    assert ConstantQSpec(f_min=100.0, f_max=3200.0).n_bins == 61  # 5 octaves and the top bin
+
+
+def test_constant_q_matches_the_definition_computed_without_decimation(
+    speech_16k: np.ndarray,
+) -> None:
+    """The top octave is computed at the full rate: it is the definition. Each octave below is
+    the same kernels on a signal decimated 2:1 once more; the resampler's band edge costs the
+    top bin of each lower octave a little, the other bins agree to a few thousandths of a nat."""
+    spec = ConstantQSpec()
+    window = speech_16k[40_000:72_000]  # the loudest 2 s of the agent's speech
+    actual = run(spec, window[None])[0]
+    expected = reference_constant_q(window, spec)
+    assert actual.shape == expected.shape == (87, 201)
+    top = slice(spec.n_bins - spec.bins_per_octave, spec.n_bins)
+    np.testing.assert_allclose(actual[top], expected[top], atol=1e-3)
+    error = np.abs(actual - expected)[: top.start, 10:-10]  # ends: decimation pads differently
+    octave_top_bins = [top.start - 1 - 12 * octave for octave in range(spec.octaves - 1)]
+    others = np.delete(error, octave_top_bins, axis=0)
+    assert np.median(others) < 0.002 and np.quantile(others, 0.99) < 0.1
+    assert np.median(error[octave_top_bins]) < 0.05
+
+
+def test_a_tone_peaks_in_its_constant_q_bin_at_the_same_level_in_every_octave() -> None:
+    spec = ConstantQSpec()
+    module = spec.build().eval()
+    peaks = []
+    for row in (3, 15, 30, 45, 60, 72, 86):  # one bin in each octave
+        frequency = spec.centre_hz[row]
+        with torch.inference_mode():
+            features = module(torch.from_numpy(tone(frequency, 2.0)[None]).float())[0]
+        profile = features[:, 20:-20].mean(dim=1)
+        assert int(profile.argmax()) == row
+        peaks.append(float(profile.max()))
+    assert max(peaks) - min(peaks) < 0.05  # nats of power: under 0.2 dB
+
+
 def test_log_mel_energy_of_a_tone_lies_in_the_band_around_its_frequency() -> None:
     spec = LogMelSpec(n_mels=40)
     mel_points = np.linspace(0, hz_to_mel_htk(np.array(RATE / 2)), spec.n_mels + 2)
@@ -278,6 +370,7 @@ def test_specs_give_their_output_shape_without_torch() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("False")
     assert "('lfcc', (60, 201))" in result.stdout
+    assert "('cqt', (87, 201))" in result.stdout and "('logspec', (257, 201))" in result.stdout
 
 
 @pytest.mark.cuda
@@ -321,6 +414,10 @@ def test_specs_round_trip_through_json_and_hash_by_value(spec: FrontendSpec) -> 
         ({"kind": "logmel", "f_min": 9000.0}, "f_min < f_max"),
         ({"kind": "mfcc", "n_mfcc": 50, "n_mels": 40}, "n_mfcc <= n_mels"),
         ({"n_mels": 40}, "'kind' key"),
+        ({"kind": "cqt", "f_min": 0.0}, "0 < f_min"),
+        ({"kind": "cqt", "f_max": 9000.0}, "f_max <= sample_rate / 2"),
+        ({"kind": "cqt", "bins_per_octave": 0}, "bins_per_octave"),
+        ({"kind": "logspec", "f_max": 9000}, "f_min < f_max"),
     ],
 )
 def test_malformed_specs_are_refused_with_the_reason(data: dict[str, object], message: str) -> None:

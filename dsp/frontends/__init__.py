@@ -9,7 +9,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from dfd.dsp.frontends.kinds import LfccSpec, LogMelSpec, MfccSpec, SincConvSpec, WaveformSpec
+from dfd.dsp.frontends.kinds import (
+    ConstantQSpec,
+    LfccSpec,
+    LogMelSpec,
+    LogSpectrogramSpec,
+    MfccSpec,
+    SincConvSpec,
+    WaveformSpec,
+)
 from dfd.dsp.frontends.spec import (
     FrontendSpec,
     FrontendSpecError,
@@ -20,15 +28,18 @@ from dfd.dsp.frontends.spec import (
 
 if TYPE_CHECKING:
     from dfd.dsp.frontends.base import Frontend
+    from dfd.dsp.frontends.constant_q import ConstantQ
     from dfd.dsp.frontends.sinc import SincConv
-    from dfd.dsp.frontends.spectral import Lfcc, LogMel, Mfcc
+    from dfd.dsp.frontends.spectral import Lfcc, LogMel, LogSpectrogram, Mfcc
     from dfd.dsp.frontends.waveform import Waveform
 
 _MODULES = {  # torch modules, imported when first asked for
     "Frontend": "dfd.dsp.frontends.base",
+    "ConstantQ": "dfd.dsp.frontends.constant_q",
     "SincConv": "dfd.dsp.frontends.sinc",
     "Lfcc": "dfd.dsp.frontends.spectral",
     "LogMel": "dfd.dsp.frontends.spectral",
+    "LogSpectrogram": "dfd.dsp.frontends.spectral",
     "Mfcc": "dfd.dsp.frontends.spectral",
     "Waveform": "dfd.dsp.frontends.waveform",
 }
@@ -42,6 +53,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ConstantQ",
+    "ConstantQSpec",
     "Frontend",
     "FrontendSpec",
     "FrontendSpecError",
@@ -49,6 +62,8 @@ __all__ = [
     "LfccSpec",
     "LogMel",
     "LogMelSpec",
+    "LogSpectrogram",
+    "LogSpectrogramSpec",
     "Mfcc",
     "MfccSpec",
     "SincConv",

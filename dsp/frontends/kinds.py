@@ -9,13 +9,15 @@ called.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Literal
 
 from dfd.dsp.frontends.spec import FrontendSpec, FrontendSpecError, register_frontend
 
 if TYPE_CHECKING:
+    from dfd.dsp.frontends.constant_q import ConstantQ
     from dfd.dsp.frontends.sinc import SincConv
-    from dfd.dsp.frontends.spectral import Lfcc, LogMel, Mfcc
+    from dfd.dsp.frontends.spectral import Lfcc, LogMel, LogSpectrogram, Mfcc
     from dfd.dsp.frontends.waveform import Waveform
 
 
@@ -163,6 +165,95 @@ class LfccSpec(_StftSpec):
         from dfd.dsp.frontends.spectral import Lfcc
 
         return Lfcc(self)
+
+
+@register_frontend
+@dataclasses.dataclass(frozen=True)
+class LogSpectrogramSpec(_StftSpec):
+    """The log power of the STFT's bins from ``f_min`` to ``f_max``, on a linear frequency axis
+    (no filter bank: the high band keeps the resolution of the low). ``f_max = 4000.0`` gives the
+    0-4 kHz narrowband variant for phone audio."""
+
+    kind = "logspec"
+    log_offset: float = 1e-6
+
+    @property
+    def bin_range(self) -> tuple[int, int]:
+        """First and one-past-last STFT bin kept: every bin whose frequency is in the range."""
+        hz_per_bin = self.sample_rate / self.n_fft
+        return math.ceil(self.f_min / hz_per_bin), math.floor(self.upper_hz / hz_per_bin) + 1
+
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        first, last = self.bin_range
+        return (last - first, self.frames(num_samples))
+
+    def build(self) -> LogSpectrogram:
+        from dfd.dsp.frontends.spectral import LogSpectrogram
+
+        return LogSpectrogram(self)
+
+
+@register_frontend
+@dataclasses.dataclass(frozen=True)
+class ConstantQSpec(FrontendSpec):
+    """A constant-Q transform (Brown 1991): ``bins_per_octave`` geometrically spaced bins from
+    ``f_min``, each a Hann-windowed complex exponential of ``Q`` cycles, so its length (and time
+    resolution) scales with 1 / frequency; computed octave by octave on a signal halved in rate
+    each octave down (``constant_q``). Output: log power per bin, one frame every
+    ``hop_length`` samples (frames centred on their sample, reflect padding at the ends).
+    The highest bin is the last whose centre lies at or below ``f_max`` (None: the Nyquist
+    frequency divided by 2 ** (1 / bins_per_octave), so its band stays below Nyquist)."""
+
+    kind = "cqt"
+    f_min: float = 50.0
+    f_max: float | None = None
+    bins_per_octave: int = 12
+    hop_length: int = 160
+    log_offset: float = 1e-6
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.bins_per_octave < 1 or self.hop_length < 1:
+            raise FrontendSpecError("cqt: bins_per_octave and hop_length must be at least 1")
+        if not 0.0 < self.f_min < self.upper_hz <= self.sample_rate / 2:
+            raise FrontendSpecError(
+                f"cqt: need 0 < f_min < f_max <= sample_rate / 2, got f_min={self.f_min}, "
+                f"f_max={self.f_max} at {self.sample_rate} Hz"
+            )
+
+    @property
+    def upper_hz(self) -> float:
+        if self.f_max is not None:
+            return float(self.f_max)
+        return float(self.sample_rate / 2 / 2 ** (1 / self.bins_per_octave))
+
+    @property
+    def quality(self) -> float:
+        """Q: centre frequency over bandwidth, the number of cycles in each bin's kernel."""
+        return 1.0 / (2 ** (1 / self.bins_per_octave) - 1)
+
+    @property
+    def n_bins(self) -> int:
+        octaves = math.log2(self.upper_hz / self.f_min)
+        return math.floor(octaves * self.bins_per_octave + 1e-9) + 1
+
+    @property
+    def centre_hz(self) -> list[float]:
+        return [self.f_min * 2 ** (k / self.bins_per_octave) for k in range(self.n_bins)]
+
+    @property
+    def octaves(self) -> int:
+        """How many octaves (the lowest possibly partial) the bins span, each computed at half
+        the sample rate of the one above it."""
+        return math.ceil(self.n_bins / self.bins_per_octave)
+
+    def output_shape(self, num_samples: int) -> tuple[int, ...]:
+        return (self.n_bins, num_samples // self.hop_length + 1)
+
+    def build(self) -> ConstantQ:
+        from dfd.dsp.frontends.constant_q import ConstantQ
+
+        return ConstantQ(self)
 
 
 @register_frontend

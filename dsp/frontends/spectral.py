@@ -1,6 +1,6 @@
-"""Short-time spectral front ends built on torchaudio: log-mel, MFCC and LFCC.
+"""Short-time spectral front ends built on torchaudio: log-mel, MFCC, LFCC and the log spectrogram.
 
-All three take the natural log of the filter-bank energies plus a small offset. torchaudio's
+All four take the natural log of the filter-bank energies plus a small offset. torchaudio's
 default dB conversion (``AmplitudeToDB`` with ``top_db``) clamps against the loudest value of the
 *whole batch*, which would make a window's features depend on the other windows batched with it;
 the log path has no such coupling.
@@ -12,7 +12,7 @@ import torch
 import torchaudio.transforms as tat
 
 from dfd.dsp.frontends.base import Frontend
-from dfd.dsp.frontends.kinds import LfccSpec, LogMelSpec, MfccSpec
+from dfd.dsp.frontends.kinds import LfccSpec, LogMelSpec, LogSpectrogramSpec, MfccSpec
 
 
 class LogMel(Frontend):
@@ -93,7 +93,25 @@ class Lfcc(Frontend):
         return torch.cat([coefficients, delta, self.deltas(delta)], dim=-2)
 
 
+class LogSpectrogram(Frontend):
+    """``(batch, samples)`` -> ``(batch, bins, frames)``: natural log of the power of the STFT bins
+    between ``f_min`` and ``f_max``, on a linear frequency axis."""
+
+    spec: LogSpectrogramSpec
+
+    def __init__(self, spec: LogSpectrogramSpec) -> None:
+        super().__init__(spec)
+        self.spectrogram = tat.Spectrogram(
+            n_fft=spec.n_fft, win_length=spec.window_length, hop_length=spec.hop_length, power=2.0
+        )
+        self.first_bin, self.last_bin = spec.bin_range
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        power = self.spectrogram(waveforms)[..., self.first_bin : self.last_bin, :]
+        return torch.log(power + self.spec.log_offset)
+
+
 if __name__ == "__main__":  # pragma: no cover
     batch = torch.randn(2, 32_000)
-    for spec in (LogMelSpec(), MfccSpec(), LfccSpec()):
+    for spec in (LogMelSpec(), MfccSpec(), LfccSpec(), LogSpectrogramSpec()):
         print(f"{spec.kind}: {tuple(spec.build()(batch).shape)}")  # noqa: T201
