@@ -11,7 +11,8 @@
 # With --corpus, also what `dfd corpus build` reads and runs (docs/corpus.md says what each holds):
 #   real speech: Asterisk prompts in five languages with transcripts, klettres letters, Tux Paint's
 #     spoken stamp descriptions, the voice acting of Flight of the Amazon Queen, Drascula (en, es),
-#     Fish Fillets NG (cs, nl) and Warzone 2100's announcer
+#     Fish Fillets NG (cs, nl; the voices and the level scripts that say who speaks each line) and
+#     Warzone 2100's announcer
 #   speech synthesizers: espeak-ng, festival with English, Czech, Hindi, Marathi and Telugu
 #     voices, flite
 #   rooms and noises: impulse responses (pyo, guitarix, jconvolver, rakarrack), keyboard clicks
@@ -26,7 +27,7 @@ corpus_packages=(
     asterisk-core-sounds-en asterisk-core-sounds-it asterisk-core-sounds-ru
     asterisk-prompt-fr-armelle asterisk-prompt-it-menardi-wav asterisk-prompt-es-co klettres-data
     tuxpaint-stamps-default flight-of-the-amazon-queen drascula drascula-spanish
-    fillets-ng-data-cs fillets-ng-data-nl warzone2100-data
+    fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl warzone2100-data
     espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite
     festival-czech festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph
     festival-hi festival-mr festival-te festvox-hi-nsk festvox-mr-nsk festvox-te-nsk

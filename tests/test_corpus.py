@@ -27,7 +27,7 @@ from dfd.trainers.corpus.processing import (
 from dfd.trainers.corpus.stats import NARROWBAND_DB
 from dfd.trainers.corpus.tts import TTS_SYSTEMS
 from dfd.trainers.datasets.calls import read_calls_protocol
-from tests.signals import RATE, tone
+from tests.signals import RATE, REPO, tone
 
 DFD = str(Path(sys.executable).with_name("dfd"))
 CODECS = ("alaw", "g722", "gsm", "mulaw", "opus")
@@ -55,6 +55,25 @@ def spoof_family(attack: str) -> str:
 def held_out_spoof_families(split: str) -> set[str]:
     rule = planning.HELD_OUT[split]
     return {f"tts:{f}" for f in rule.tts_families} | {f"vocoder:{v}" for v in rule.vocoders}
+
+
+def test_the_install_script_installs_every_debian_package_the_corpus_reads() -> None:
+    """What `dfd corpus build` needs and what `scripts/install-system-packages.sh --corpus`
+    installs are one list: a package declared but not installed fails the build on a fresh host,
+    one read but not declared (Fish Fillets' level scripts, once) silently thins the corpus."""
+    from dfd.trainers.corpus.bonafide import required_packages
+    from dfd.trainers.corpus.conditions import REQUIRED_PACKAGES as CONDITION_PACKAGES
+
+    script = (REPO / "scripts" / "install-system-packages.sh").read_text(encoding="utf-8")
+    listed = script.split("corpus_packages=(", 1)[1].split(")", 1)[0].split()
+    needed = {
+        package.removeprefix("debian:")
+        for package in (*required_packages(), *CONDITION_PACKAGES)
+        if package.startswith("debian:")
+    }
+    needed |= {system.debian_package for system in TTS_SYSTEMS.values() if system.debian_package}
+    assert needed - set(listed) == set()
+    assert "fillets-ng-data" in needed  # the level scripts: who speaks each line, and its text
 
 
 def test_held_out_voices_and_attack_families_never_reach_training(

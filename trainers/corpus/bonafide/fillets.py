@@ -23,6 +23,9 @@ from dfd.trainers.corpus.recordings import FilePart, SpeechRecording
 
 FILLETS_ROOT = Path("/usr/share/games/fillets-ng")
 PACKAGES = {"cs": "debian:fillets-ng-data-cs", "nl": "debian:fillets-ng-data-nl"}
+# The level scripts: each line's text and the font (so the fish) that speaks it. Only recommended
+# by the voice packages, so an install without recommends lacks it and would find no lead lines.
+SCRIPTS_PACKAGE = "debian:fillets-ng-data"
 ORIGINS = {"cs": "Ogg Vorbis 22.05 kHz mono", "nl": "Ogg Vorbis 22.05 kHz stereo"}
 LEAD_FONTS = {"font_small": "small", "font_big": "big"}
 
@@ -88,7 +91,7 @@ def discover() -> list[SpeechRecording]:
 
 FAMILY = BonafideFamily(
     name="fillets",
-    packages=tuple(PACKAGES.values()),
+    packages=(*PACKAGES.values(), SCRIPTS_PACKAGE),
     licence="GPL-2",
     description=(
         "Fish Fillets NG: the small and the big fish, voice-acted in Czech (the original game) "
