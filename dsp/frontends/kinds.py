@@ -209,7 +209,10 @@ class ConstantQSpec(FrontendSpec):
     f_max: float | None = None
     bins_per_octave: int = 12
     hop_length: int = 160
-    log_offset: float = 1e-6
+    # Each kernel is divided by its length, so a full-scale sine's bin holds a power of 1/16 where
+    # a 512-point STFT's holds 16,384: 1e-11 puts the floor about 100 dB below it, as 1e-6 does
+    # for the STFT front ends. At 1e-6, 85 % of corpus speech's bins sat on the floor.
+    log_offset: float = 1e-11
 
     def __post_init__(self) -> None:
         super().__post_init__()
