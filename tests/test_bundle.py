@@ -189,7 +189,7 @@ def test_extra_files_are_hashed_too_and_an_existing_bundle_is_kept(
         (lambda c: c["calibration"].update(slope=-1.0), "slope must be positive"),
         (lambda c: c["window"].update(samples=32_001), "samples=32001"),
         (lambda c: c["output"].pop("spoof_index"), "class_logits needs spoof_index"),
-        (lambda c: c["frontend"].update(kind="cqt"), "unknown front-end kind 'cqt'"),
+        (lambda c: c["frontend"].update(kind="wavelet"), "unknown front-end kind 'wavelet'"),
         (lambda c: c.update(frontend="mfcc"), "frontend must be a JSON object"),
         (lambda c: c["frontend"].update(sample_rate=8000), "front end runs at 8000 Hz"),
         (lambda c: c["thresholds"].update(eer=1.5), r"eer is a calibrated score in \[0, 1\]"),
