@@ -46,6 +46,7 @@ class ConstantQ(Frontend):
     """``(batch, samples)`` -> ``(batch, n_bins, frames)``: natural log of constant-Q power."""
 
     spec: ConstantQSpec
+    kernels: torch.Tensor
 
     def __init__(self, spec: ConstantQSpec) -> None:
         super().__init__(spec)
