@@ -336,6 +336,10 @@ def test_a_tone_peaks_in_its_constant_q_bin_at_the_same_level_in_every_octave() 
         assert int(profile.argmax()) == row
         peaks.append(float(profile.max()))
     assert max(peaks) - min(peaks) < 0.05  # nats of power: under 0.2 dB
+    narrow = ConstantQSpec(f_min=3000.0, f_max=4000.0)  # five bins: less than one octave
+    with torch.inference_mode():
+        features = narrow.build()(torch.from_numpy(tone(narrow.centre_hz[2], 2.0)[None]).float())
+    assert features.shape == (1, 5, 201) and int(features[0].mean(dim=1).argmax()) == 2
 
 
 def test_log_mel_energy_of_a_tone_lies_in_the_band_around_its_frequency() -> None:

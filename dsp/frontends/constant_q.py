@@ -55,7 +55,7 @@ class ConstantQ(Frontend):
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         spec = self.spec
-        span, per_octave = self.kernels.shape[0], spec.bins_per_octave
+        span, per_octave = self.kernels.shape[0], self.kernels.shape[1] // 2  # may be < an octave
         frames = waveforms.shape[-1] // spec.hop_length + 1
         signal, octaves = waveforms, []
         for octave in range(spec.octaves):
