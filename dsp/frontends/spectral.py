@@ -1,6 +1,7 @@
 """Short-time spectral front ends built on torchaudio: log-mel, MFCC, LFCC and the log spectrogram.
 
-All four take the natural log of the filter-bank energies plus a small offset. torchaudio's
+All four take the natural log of their energies (filter-bank outputs, or the log spectrogram's
+bins) plus a small offset. torchaudio's
 default dB conversion (``AmplitudeToDB`` with ``top_db``) clamps against the loudest value of the
 *whole batch*, which would make a window's features depend on the other windows batched with it;
 the log path has no such coupling.
