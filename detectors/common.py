@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 from dfd.detectors.contract import OutputConvention
-from dfd.dsp.frontends import FrontendSpec, LogMelSpec
+from dfd.dsp.frontends import (
+    ConstantQSpec,
+    FrontendSpec,
+    LfccSpec,
+    LogMelSpec,
+    LogSpectrogramSpec,
+)
 
 WINDOW_SAMPLES = 32_000  # 2 s at 16 kHz: the daemon's scoring window
 SAMPLE_RATE = 16_000
@@ -24,6 +30,16 @@ SAMPLE_RATE = 16_000
 # interpolates the spectrum so that no narrow low mel triangle falls between two FFT bins (with a
 # 512-point FFT some of the 128 filters are empty).
 LOGMEL_128 = LogMelSpec(n_fft=1024, win_length=512, hop_length=250, n_mels=128)
+
+# What the image families (effnet-mel, siamese-mel) may read instead, to compare front ends on one
+# model: named by kind in a recipe, e.g. [model] frontend = { kind = "lfcc" }. A table without a
+# kind is a log-mel spec, as before.
+SpectrogramSpec = LogMelSpec | LfccSpec | LogSpectrogramSpec | ConstantQSpec
+
+
+def frontend_rows(spec: FrontendSpec) -> int:
+    """Rows (bands, bins or coefficients) a front end gives per frame: its features' height."""
+    return spec.output_shape(WINDOW_SAMPLES)[0]
 
 
 class Detector(nn.Module, abc.ABC):

@@ -2,7 +2,8 @@
 
 Front end: ``LOGMEL_128``, ``LogMelSpec(n_fft=1024, win_length=512, hop_length=250, n_mels=128)``,
 ``(batch, 128, 129)`` for a 2 s window, the same spec as siamese-mel so the DSP batcher computes it
-once for both. The features are
+once for both; to compare front ends, ``[model] frontend`` may name another spectrogram by kind
+(``lfcc``, ``logspec``, ``cqt``; the network takes any height and width). The features are
 normalised per mel bin (batch norm: running mean and variance learned in training), then go
 through torchvision's EfficientNet-B0 (``weights=None``: trained from scratch) whose first
 convolution takes one input channel instead of three, global average pooling, and a head
@@ -21,16 +22,16 @@ import torch
 from torch import nn
 
 from dfd.core.typed_config import ConfigError
-from dfd.detectors.common import LOGMEL_128, Detector, describe
+from dfd.detectors.common import LOGMEL_128, Detector, SpectrogramSpec, describe, frontend_rows
 from dfd.detectors.contract import OutputConvention
-from dfd.dsp.frontends import FrontendSpec, LogMelSpec
+from dfd.dsp.frontends import FrontendSpec
 
 EFFICIENTNET_B0_CHANNELS = 1280  # width of EfficientNet-B0's last feature map
 
 
 @dataclasses.dataclass(frozen=True)
 class EffnetMelConfig:
-    frontend: LogMelSpec = LOGMEL_128
+    frontend: SpectrogramSpec = LOGMEL_128  # or LFCCs, a log spectrogram, constant-Q, by kind
     head_hidden: int = 256
     dropout: float = 0.3
     stochastic_depth: float = 0.2  # EfficientNet's per-block drop probability in training
@@ -44,7 +45,7 @@ class EffnetMelConfig:
 
 
 class EffnetMel(Detector):
-    """``(batch, n_mels, frames)`` log-mel -> ``(batch,)`` spoof logit."""
+    """``(batch, rows, frames)`` log-mel (or another spectrogram) -> ``(batch,)`` spoof logit."""
 
     family: ClassVar[str] = "effnet-mel"
     output_convention: ClassVar[OutputConvention] = "spoof_logit"
@@ -56,7 +57,7 @@ class EffnetMel(Detector):
 
         super().__init__()
         self.config = config = config or EffnetMelConfig()
-        self.input_norm = nn.BatchNorm1d(config.frontend.n_mels)
+        self.input_norm = nn.BatchNorm1d(frontend_rows(config.frontend))
         backbone = efficientnet_b0(weights=None, stochastic_depth_prob=config.stochastic_depth)
         stem = backbone.features[0]
         rgb_conv: nn.Conv2d = stem[0]

@@ -3,7 +3,9 @@
 Front end: ``LOGMEL_128``, ``LogMelSpec(n_fft=1024, win_length=512, hop_length=250, n_mels=128)``
 (shared with effnet-mel), ``(batch, 128, 129)`` for a 2 s window. The model crops the frame axis
 to its first ``frames`` (128) frames, dropping the last one (centred on the window's final
-sample, half of it reflect padding); a shorter input is padded by repeating its last frame. The
+sample, half of it reflect padding); a shorter input is padded by repeating its last frame. To
+compare front ends, ``[model] frontend`` may name another spectrogram by kind (``lfcc``,
+``logspec``, ``cqt``: their 10 ms hops make 201 frames a window, so set ``frames = 200``). The
 patch is normalised per mel bin (batch norm), then a stem convolution, three stages of residual
 blocks (32, 64, 128 channels, each stage halving both axes), a squeeze-and-excitation block,
 global average pooling and a linear layer (no bias) give a 256-d embedding (not normalised: the
@@ -30,15 +32,15 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from dfd.core.typed_config import ConfigError
-from dfd.detectors.common import LOGMEL_128, Detector, describe
+from dfd.detectors.common import LOGMEL_128, Detector, SpectrogramSpec, describe, frontend_rows
 from dfd.detectors.contract import OutputConvention
-from dfd.dsp.frontends import FrontendSpec, LogMelSpec
+from dfd.dsp.frontends import FrontendSpec
 
 
 @dataclasses.dataclass(frozen=True)
 class SiameseMelConfig:
-    frontend: LogMelSpec = LOGMEL_128
-    frames: int = 128
+    frontend: SpectrogramSpec = LOGMEL_128  # or LFCCs, a log spectrogram, constant-Q, by kind
+    frames: int = 128  # of the front end's hop: 2 s of LOGMEL_128; 200 for 10 ms hops
     stem_channels: int = 32
     stage_channels: tuple[int, int, int] = (32, 64, 128)
     blocks_per_stage: int = 1
@@ -96,7 +98,8 @@ class ResidualBlock(nn.Module):
 
 
 class SiameseMel(Detector):
-    """``(batch, n_mels, frames)`` log-mel -> ``(batch,)`` prototype score; ``embed`` -> 256-d."""
+    """``(batch, rows, frames)`` log-mel (or another spectrogram) -> ``(batch,)`` prototype score;
+    ``embed`` -> 256-d."""
 
     family: ClassVar[str] = "siamese-mel"
     output_convention: ClassVar[OutputConvention] = "spoof_score"
@@ -108,7 +111,7 @@ class SiameseMel(Detector):
     def __init__(self, config: SiameseMelConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or SiameseMelConfig()
-        self.input_norm = nn.BatchNorm1d(config.frontend.n_mels)
+        self.input_norm = nn.BatchNorm1d(frontend_rows(config.frontend))
         self.stem = nn.Sequential(
             nn.Conv2d(1, config.stem_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(config.stem_channels),
@@ -143,7 +146,7 @@ class SiameseMel(Detector):
         return features[..., :frames]
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_mels, frames)`` -> ``(batch, embedding_dim)``."""
+        """``(batch, rows, frames)`` -> ``(batch, embedding_dim)``."""
         image = self.input_norm(self.patch(features)).unsqueeze(1)
         pooled = self.se(self.stages(self.stem(image))).mean(dim=(2, 3))
         embedding: torch.Tensor = self.embedding(pooled)

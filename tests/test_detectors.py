@@ -378,6 +378,61 @@ def test_mfcc_cnn_takes_the_front_end_its_model_table_names_and_exports_with_it(
     assert FrontendSpec.from_json(entry.metadata(config)["dfd.frontend"]) == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "table", "expected"),
+    [
+        ("effnet-mel", {"frontend": {"kind": "lfcc"}}, LfccSpec()),
+        ("siamese-mel", {"frontend": {"kind": "cqt"}, "frames": 200}, ConstantQSpec()),
+        (
+            "siamese-mel",
+            {"frontend": {"kind": "logspec", "f_max": 4000}, "frames": 200},
+            LogSpectrogramSpec(f_max=4000.0),
+        ),
+    ],
+    ids=["effnet-mel lfcc", "siamese-mel constant-q", "siamese-mel 0-4 kHz log spectrogram"],
+)
+def test_the_image_families_take_another_front_end_by_kind_and_export_with_it(
+    name: str, table: dict[str, object], expected: FrontendSpec, tmp_path: Path
+) -> None:
+    """effnet-mel and siamese-mel read LFCCs, a log spectrogram or constant-Q when the recipe
+    names one: normalised per row of that front end, every frame read (siamese-mel's crop set to
+    the hop's 200 frames), and the graph's contract naming it for the daemon."""
+    entry = family(name)
+    config = build_dataclass(entry.config_class, table, where="[model]")
+    assert config.frontend == expected
+    torch.manual_seed(0)
+    model = entry.build(config).eval()
+    if isinstance(model, SiameseMel):
+        model.set_prototypes(torch.randn(256), torch.randn(256))
+    with torch.inference_mode():
+        features = entry.build_frontend(config).eval()(waveforms(2))
+        scores = model(features).numpy()
+        # the last frame a 2 s window makes is beyond siamese-mel's 200: not read
+        if isinstance(model, SiameseMel):
+            embedding = model.embed(features)
+            moved = features.clone()
+            moved[..., 200:] += 10.0
+            assert torch.equal(model.embed(moved), embedding)
+            moved[..., 199] += 10.0
+            assert not torch.allclose(model.embed(moved), embedding, atol=1e-6)
+    assert tuple(features.shape[1:]) == expected.output_shape(WINDOW_SAMPLES)
+    assert model.input_norm.num_features == features.shape[1]
+    path = export_onnx(model, features, tmp_path / "m.onnx", metadata=entry.metadata(config))
+    np.testing.assert_allclose(run_onnx(cpu_session(path), features), scores, atol=1e-4)
+    assert FrontendSpec.from_json(entry.metadata(config)["dfd.frontend"]) == expected
+
+
+def test_a_table_without_a_kind_is_still_the_image_families_log_mel() -> None:
+    """Recipes written before other front ends were allowed keep meaning a log-mel spec."""
+    for config_type in (family("effnet-mel").config_class, family("siamese-mel").config_class):
+        config = build_dataclass(config_type, {"frontend": {"n_mels": 64}}, where="[model]")
+        assert config.frontend == LogMelSpec(n_mels=64)
+    with pytest.raises(ConfigError, match="kind 'mfcc' is not one of 'logmel', 'lfcc'"):
+        build_dataclass(
+            family("effnet-mel").config_class, {"frontend": {"kind": "mfcc"}}, where="[model]"
+        )
+
+
 def test_a_front_end_named_by_the_wrong_kind_is_refused() -> None:
     known = "'mfcc', 'lfcc', 'logspec', 'cqt'"
     with pytest.raises(ConfigError, match=f"frontend: kind 'logmel' is not one of {known}"):
