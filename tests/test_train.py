@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -578,3 +580,37 @@ def test_a_paired_run_trains_and_pairs_need_a_manifest(small_corpus: Path, tmp_p
     stray = Trial("u1", tmp_path / "audio" / "u1.wav", "bonafide", "-", "-")
     with pytest.raises(ConfigError, match="manifest"):
         vocoded_copies([stray])
+
+
+def test_the_epoch_curves_benchmark_scores_each_epoch_as_training_validated_it(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    """benchmarks/epoch_curves.py rebuilds a run's model from its saved config and scores every
+    saved epoch with the trainer's scoring: on the run's own dev protocol it must give, epoch by
+    epoch, the EER training logged, and the epoch training kept."""
+    protocols = small_corpus / "protocols"
+    config = TrainConfig(
+        family="mfcc-cnn",
+        epochs=3,
+        batch_size=4,
+        steps_per_epoch=3,
+        model={"pooling": "time-stats"},
+    )
+    run = train(config, protocols / "train.txt", protocols / "dev.txt", tmp_path / "run")
+    out = tmp_path / "curves.md"
+    subprocess.run(
+        [
+            sys.executable, str(REPO / "benchmarks" / "epoch_curves.py"),
+            "--run", f"mfcc={tmp_path / 'run'}", "--split", f"dev={protocols / 'dev.txt'}",
+            "--out", str(out),
+        ],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    lines = out.read_text().splitlines()
+    start = lines.index("## mfcc") + 4
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[start:]]
+    assert [row[0].split()[0] for row in rows] == ["1", "2", "3"]
+    for row, logged in zip(rows, run.history, strict=True):
+        assert row[2] == row[3] == f"{100 * logged.dev_eer:.2f} %"
+    kept = min(run.history, key=lambda result: result.dev_eer).epoch
+    assert [row[0] for row in rows if "(kept)" in row[0]] == [f"{kept} (kept)"]
