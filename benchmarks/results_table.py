@@ -135,11 +135,16 @@ def main() -> None:
     parser.add_argument(
         "--keep-timings",
         type=Path,
+        action="append",
+        default=[],
         help="take each model's ms / window from this earlier results file when it has the "
-        "model (by name), measuring only the others: a busy host measures nothing well",
+        "model (by name), measuring only the others: a busy host measures nothing well "
+        "(repeatable; the first file naming a model wins)",
     )
     args = parser.parse_args()
-    kept = _kept_timings(args.keep_timings) if args.keep_timings else {}
+    kept: dict[str, str] = {}
+    for earlier in args.keep_timings:
+        kept = _kept_timings(earlier) | kept
     manifest = json.loads((args.corpus / "manifest.json").read_text())
     rows, group_rows, call_rows, notes = [], [], [], []
     groups: dict[str, int] = {}
