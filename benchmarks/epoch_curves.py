@@ -29,7 +29,7 @@ from dfd.core.typed_config import build_dataclass
 from dfd.detectors.registry import family
 from dfd.dsp.framer import WindowGeometry
 from dfd.trainers.config import TrainConfig
-from dfd.trainers.metrics import compute_eer
+from dfd.trainers.metrics import spoofness_eer
 from dfd.trainers.train import (
     HISTORY,
     RESOLVED_CONFIG,
@@ -82,7 +82,7 @@ def epoch_rows(
             spoofness = score_utterances(
                 entry, model, frontend, split.audio, geometry, device, config.score_batch_size
             )
-            eers[name] = compute_eer(-spoofness[~split.is_spoof], -spoofness[split.is_spoof])[0]
+            eers[name] = spoofness_eer(spoofness, split.is_spoof)
         rows.append(EpochRow(result["epoch"], result["train_loss"], result["dev_eer"], eers))
         print(f"{run_dir.name} epoch {result['epoch']}: {eers}", flush=True)
     return rows

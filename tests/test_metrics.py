@@ -21,6 +21,7 @@ from dfd.trainers.metrics import (
     compute_min_dcf,
     evaluate,
     roc_auc,
+    spoofness_eer,
     threshold_at_far,
     threshold_sweep,
 )
@@ -122,6 +123,19 @@ def test_eer_matches_a_brute_force_threshold_search(
     expected_eer, expected_threshold = brute_force_eer(bonafide, spoof)
     assert eer == pytest.approx(expected_eer, abs=1e-12)
     assert threshold == expected_threshold
+
+
+def test_spoofness_eer_reads_scores_that_rise_with_spoofing(rng: np.random.Generator) -> None:
+    is_spoof = np.array([False, False, True, True])
+    assert spoofness_eer(np.array([0.1, 0.2, 0.8, 0.9]), is_spoof) == 0.0
+    assert spoofness_eer(np.array([0.8, 0.9, 0.1, 0.2]), is_spoof) == 1.0
+    bonafide, spoof = random_scores(rng, 60, 45, 1.0)  # higher = more bona fide
+    spoofness = -np.concatenate((bonafide, spoof))
+    labels = np.concatenate((np.zeros(60, dtype=bool), np.ones(45, dtype=bool)))
+    order = rng.permutation(105)
+    assert spoofness_eer(spoofness[order], labels[order]) == compute_eer(bonafide, spoof)[0]
+    with pytest.raises(ValueError, match="4 scores for 3 labels"):
+        spoofness_eer(np.zeros(4), np.zeros(3, dtype=bool))
 
 
 # --- min DCF -------------------------------------------------------------------------------------

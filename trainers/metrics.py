@@ -123,6 +123,16 @@ def compute_eer(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> tuple[fl
     return float(eer), float(curve.thresholds[index])
 
 
+def spoofness_eer(spoofness: np.ndarray, is_spoof: np.ndarray) -> float:
+    """The EER (a fraction) of scores that rise with how spoofed a trial looks, such as a model's
+    raw output during training, where :func:`compute_eer` wants scores that rise with bona fide."""
+    spoofness = np.asarray(spoofness, dtype=np.float64)
+    is_spoof = np.asarray(is_spoof, dtype=bool)
+    if spoofness.shape != is_spoof.shape:
+        raise ValueError(f"{spoofness.shape[0]} scores for {is_spoof.shape[0]} labels")
+    return compute_eer(-spoofness[~is_spoof], -spoofness[is_spoof])[0]
+
+
 def compute_min_dcf(
     bonafide_scores: ArrayLike,
     spoof_scores: ArrayLike,

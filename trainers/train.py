@@ -41,7 +41,7 @@ from dfd.trainers.augment import augmented_window, random_window
 from dfd.trainers.config import TrainConfig
 from dfd.trainers.datasets import Trial, read_dataset
 from dfd.trainers.losses import build_loss
-from dfd.trainers.metrics import compute_eer
+from dfd.trainers.metrics import spoofness_eer
 from dfd.trainers.online_conditions import condition_windows
 from dfd.trainers.sharpness import sam_gradients
 from dfd.trainers.siamese_sweep import best_figures, pair_threshold_sweep
@@ -217,7 +217,7 @@ def train(
             entry, model, frontend, validation_set.audio, geometry, device, config.score_batch_size
         )
         spoof = validation_set.is_spoof
-        dev_eer = compute_eer(-raw[~spoof], -raw[spoof])[0]
+        dev_eer = spoofness_eer(raw, spoof)
         learning_rate = float(scheduler.get_last_lr()[0])
         result = EpochResult(epoch, float(np.mean(losses)), dev_eer, learning_rate)
         history.append(result)
@@ -307,7 +307,7 @@ def _average_best_epochs(
     ]
     model.load_state_dict(average_state_dicts(states))
     raw = score()
-    averaged_eer = compute_eer(-raw[~is_spoof], -raw[is_spoof])[0]
+    averaged_eer = spoofness_eer(raw, is_spoof)
     log.info(
         "checkpoints averaged", epochs=sorted(chosen), validation_eer=averaged_eer,
         best_single_eer=ranked[0].dev_eer,
