@@ -136,6 +136,8 @@ def test_spoofness_eer_reads_scores_that_rise_with_spoofing(rng: np.random.Gener
     assert spoofness_eer(spoofness[order], labels[order]) == compute_eer(bonafide, spoof)[0]
     with pytest.raises(ValueError, match="4 scores for 3 labels"):
         spoofness_eer(np.zeros(4), np.zeros(3, dtype=bool))
+    with pytest.raises(ValueError, match="1 scores for 2 labels"):
+        spoofness_eer(np.float64(0.5), np.zeros(2, dtype=bool))
 
 
 # --- min DCF -------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def spoofness_eer(spoofness: np.ndarray, is_spoof: np.ndarray) -> float:
     spoofness = np.asarray(spoofness, dtype=np.float64)
     is_spoof = np.asarray(is_spoof, dtype=bool)
     if spoofness.shape != is_spoof.shape:
-        raise ValueError(f"{spoofness.shape[0]} scores for {is_spoof.shape[0]} labels")
+        raise ValueError(f"{spoofness.size} scores for {is_spoof.size} labels")
     return compute_eer(-spoofness[~is_spoof], -spoofness[is_spoof])[0]
 
 
