@@ -377,7 +377,7 @@ def test_models_list_shows_families_and_checks_each_installed_bundle(
     assert "  aasist       front end sinc     output 'logits': class_logits, spoof index 0" in lines
     assert "  sinc-lcnn    front end waveform output 'logits': spoof_logit" in lines
     assert f"bundles in {installed}: 2" in lines
-    assert "embedded default: sinc-lcnn 2, window 2.0 s every 0.5 s, calibrated" in lines
+    assert "embedded default: sinc-lcnn 2.1, window 2.0 s every 0.5 s, calibrated" in lines
     assert any(line.split()[:3] == ["good", "mfcc-cnn", "test-1,"] for line in lines)
     broken = next(line for line in lines if line.split()[0] == "broken")
     assert "INVALID" in broken

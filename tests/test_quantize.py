@@ -11,19 +11,29 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import structlog
+import structlog.testing
 from click.testing import CliRunner, Result
 from onnx import numpy_helper
 
 from dfd.daemon.cli import main
 from dfd.daemon.engine.models import default_bundle_path
+from dfd.detectors import runtime
 from dfd.detectors.bundle import BundleError, load_bundle, write_bundle
-from dfd.detectors.runtime import DetectorSession
+from dfd.detectors.runtime import KERNEL_TOLERANCE, DetectorSession
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.extract import remove_mean
 from dfd.trainers.quantize import quantize_bundle
 from tests.signals import RATE, REPO
 
 DEMO_CALL = REPO / "samples" / "call-bonafide-then-synthetic-8k-ulaw.wav"
+
+
+def demo_call_features() -> np.ndarray:
+    call = load_audio(DEMO_CALL, sample_rate=RATE).samples[0]
+    hop = RATE // 2
+    windows = np.stack([call[s : s + 2 * RATE] for s in range(0, len(call) - 2 * RATE, hop)])
+    return remove_mean(windows)
 
 
 def invoke(*args: str) -> Result:
@@ -105,6 +115,16 @@ def test_the_quantized_graph_keeps_the_first_convolution_in_float(quantized: Pat
         node.op_type in ("Gemm", "MatMul") for node in graph.node
     )
     assert record["raw_correlation"] >= 0.99
+    assert record["fused_kernels_max_abs_difference"] <= KERNEL_TOLERANCE
+    assert "reduce_range" in record["method"]
+    # 7-bit weights: a uint8 x int8 product pair fits the 16 bits that kernels without VNNI add in
+    int8_weights = [
+        numpy_helper.to_array(init)
+        for init in graph.initializer
+        if init.data_type == onnx.TensorProto.INT8 and len(init.dims) > 1
+    ]
+    assert len(int8_weights) == record["quantized_nodes"]
+    assert all(np.abs(w.astype(int)).max() <= 64 for w in int8_weights)  # 2 x 255 x 64 < 2**15
     source = load_bundle(default_bundle_path()).card
     assert bundle.card.calibration == source.calibration  # until dfd models calibrate
     assert source.training.quantization is not None  # the embedded default is quantised
@@ -116,13 +136,10 @@ def test_the_quantized_graph_keeps_the_first_convolution_in_float(quantized: Pat
 def test_the_quantized_bundle_scores_real_calls_as_the_float_one_does(
     quantized: Path, float_default: Path
 ) -> None:
-    call = load_audio(DEMO_CALL, sample_rate=RATE).samples[0]  # human, then synthetic speech
-    hop = RATE // 2
-    windows = np.stack([call[s : s + 2 * RATE] for s in range(0, len(call) - 2 * RATE, hop)])
-    features = remove_mean(windows)
+    features = demo_call_features()  # human, then synthetic speech
     reference = DetectorSession(float_default).raw(features)
     candidate = DetectorSession(quantized).raw(features)
-    assert len(windows) >= 8
+    assert len(features) >= 8
     assert np.corrcoef(reference, candidate)[0, 1] > 0.99
     assert np.max(np.abs(reference - candidate)) < 0.5  # logits; the threshold sits near 0
     assert not np.array_equal(reference, candidate)  # it is another graph
@@ -136,6 +153,55 @@ def test_the_quantized_bundle_scores_real_calls_as_the_float_one_does(
         verdicts[name] = (report["verdict"], report["alerts"][0]["end"])
     assert verdicts["int8"][0] == verdicts["float"][0] == "synthetic"
     assert abs(verdicts["int8"][1] - verdicts["float"][1]) <= 1.0
+
+
+def unoptimised_raw(bundle_path: Path, features: np.ndarray) -> np.ndarray:
+    """What the graph means: ONNX Runtime with every graph optimisation (and fusion) off."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    bundle = load_bundle(bundle_path)
+    session = onnxruntime.InferenceSession(
+        str(bundle.model_path), options, providers=["CPUExecutionProvider"]
+    )
+    (output,) = session.run(None, {"features": features})
+    return np.asarray(bundle.card.output.raw(output))
+
+
+@pytest.mark.parametrize("which", ["embedded default", "quantized here"])
+def test_a_session_scores_an_8_bit_graph_as_the_graph_means_on_this_cpu(
+    which: str, quantized: Path
+) -> None:
+    # The embedded default of 2026-12-06 (full int8 weights) scored the whole demo call as bona
+    # fide on an AVX2 CPU: the fused uint8 x int8 kernels saturated. Whatever the CPU, the session
+    # must give what the graph means, fused (7-bit weights) or by falling back.
+    path = default_bundle_path() if which == "embedded default" else quantized
+    features = demo_call_features()
+    session = DetectorSession(path, device="cpu")
+    assert session.kernel_check is not None
+    expected = unoptimised_raw(path, features)
+    assert np.max(np.abs(session.raw(features) - expected)) <= KERNEL_TOLERANCE
+    if which == "quantized here":  # quantised with reduce_range: the fused kernels are exact
+        assert session.kernel_check.fused
+
+
+def test_a_session_whose_fused_kernels_disagree_falls_back_to_the_exact_graph(
+    quantized: Path,
+    float_default: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No CPU can be made to saturate on demand: a negative tolerance makes every check disagree.
+    monkeypatch.setattr(runtime, "KERNEL_TOLERANCE", -1.0)
+    with structlog.testing.capture_logs() as logs:
+        session = DetectorSession(quantized, device="cpu")
+    assert session.kernel_check is not None and not session.kernel_check.fused
+    features = demo_call_features()
+    assert np.allclose(session.raw(features), unoptimised_raw(quantized, features), atol=1e-4)
+    assert [entry["log_level"] for entry in logs if "kernels disagree" in entry["event"]] == [
+        "warning"
+    ]
+    assert DetectorSession(float_default).kernel_check is None  # a float graph: nothing to check
 
 
 def test_quantize_refuses_what_it_cannot_do(

@@ -635,7 +635,7 @@ def test_sighup_reloads_models_and_a_broken_bundle_keeps_the_old_ones_serving(
 
     daemon.process.send_signal(signal.SIGHUP)
     reloaded_at, reloaded = daemon.wait_for_log("models reloaded")
-    assert reloaded["models"] == {"name": "sinc-lcnn", "version": "2"}
+    assert reloaded["models"] == {"name": "sinc-lcnn", "version": "2.1"}
     daemon.wait_until(
         lambda: any(m.at > reloaded_at for m in daemon.subscriber.received("status")),
         EVENT_TIMEOUT_S,
@@ -662,7 +662,7 @@ def test_sighup_reloads_models_and_a_broken_bundle_keeps_the_old_ones_serving(
     end = ended.event
     assert (end["reason"], end["verdict"], end["alerts"]) == ("end-message", "synthetic", 1)
     assert end["speech_windows"] >= 13  # windows ending 2.0, 2.5, ... 8.0 s
-    assert end["model"] == {"name": "sinc-lcnn", "version": "2"}
+    assert end["model"] == {"name": "sinc-lcnn", "version": "2.1"}
 
     assert daemon.stop() == 0
     assert daemon.logs("stopped")

@@ -11,10 +11,16 @@ quantised, 0.24 without).
 
 The quantised graph is checked against the float one on other windows of the same protocol,
 ones the ranges were not measured on: it is refused unless their raw outputs correlate at
-``min_correlation`` or better. The new bundle keeps the card, its hashes written anew, and records
-what was done under ``training.quantization``. Its scores moved a little, so its calibration,
-thresholds and operating point are the float model's until ``dfd models calibrate`` fits them
-again on the quantised graph; the command says so.
+``min_correlation`` or better, and unless ONNX Runtime's fused integer kernels on this CPU give
+what the quantised graph means (its outputs unoptimised) within ``KERNEL_TOLERANCE``. The weights
+use a 7-bit range (``reduce_range``): on x86 CPUs without VNNI the uint8 x int8 kernels add pairs
+of products in 16 bits, which the full int8 range overflows (the saturation ONNX Runtime's
+quantisation guide warns of); with 7 bits a pair is at most 2 x 255 x 64, which fits.
+
+The new bundle keeps the card, its hashes written anew, and records what was done under
+``training.quantization``. Its scores moved a little, so its calibration, thresholds and operating
+point are the float model's until ``dfd models calibrate`` fits them again on the quantised graph;
+the command says so.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy as np
 import structlog
 
 from dfd.detectors.bundle import BundleError, load_bundle, write_bundle
+from dfd.detectors.runtime import KERNEL_TOLERANCE
 from dfd.trainers.datasets import Trial, read_dataset
 from dfd.trainers.evaluate import window_values
 
@@ -50,10 +57,14 @@ class QuantizationReport:
     max_abs_difference: float  # raw output units (logits)
     float_nodes: tuple[str, ...]
     quantized_nodes: int
+    fused_kernel_difference: float  # raw units: fused kernels against the graph unoptimised
 
     def as_card_entry(self, protocol: str) -> dict[str, Any]:
         return {
-            "method": "static QDQ: int8 weights per output channel, uint8 activations (MinMax)",
+            "method": (
+                "static QDQ: int8 weights per output channel in a 7-bit range (reduce_range), "
+                "uint8 activations (MinMax)"
+            ),
             "ops": list(QUANTIZED_OPS),
             "quantized_nodes": self.quantized_nodes,
             "float_nodes": list(self.float_nodes),
@@ -61,6 +72,7 @@ class QuantizationReport:
             "checked_on": f"{self.check_windows} other windows of {protocol}",
             "raw_correlation": round(self.correlation, 6),
             "raw_max_abs_difference": round(self.max_abs_difference, 6),
+            "fused_kernels_max_abs_difference": round(self.fused_kernel_difference, 6),
         }
 
 
@@ -117,6 +129,7 @@ def quantize_bundle(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            reduce_range=True,
             calibrate_method=CalibrationMethod.MinMax,
             op_types_to_quantize=list(QUANTIZED_OPS),
             nodes_to_exclude=list(float_nodes),
@@ -125,6 +138,7 @@ def quantize_bundle(
     output = bundle.card.output.name
     reference = _raw_outputs(bundle.model_path.read_bytes(), input_name, output, check_on)
     candidate = _raw_outputs(quantized_bytes, input_name, output, check_on)
+    unfused = _raw_outputs(quantized_bytes, input_name, output, check_on, optimised=False)
     correlation = float(np.corrcoef(reference, candidate)[0, 1])
     report = QuantizationReport(
         len(ranges_on),
@@ -133,6 +147,7 @@ def quantize_bundle(
         float(np.max(np.abs(reference - candidate))),
         tuple(float_nodes),
         len(weighted) - len(float_nodes),
+        float(np.max(np.abs(candidate - unfused))),
     )
     log.info("quantised", **dataclasses.asdict(report))
     if not correlation >= min_correlation:
@@ -140,6 +155,12 @@ def quantize_bundle(
             f"{source}: the quantised graph's raw outputs correlate at {correlation:.4f} with the "
             f"float graph's on {len(check_on)} windows of {protocol} (at least "
             f"{min_correlation} needed); keep the float bundle"
+        )
+    if not report.fused_kernel_difference <= KERNEL_TOLERANCE:
+        raise BundleError(
+            f"{source}: ONNX Runtime's fused 8-bit kernels on this CPU move the quantised graph's "
+            f"raw outputs by up to {report.fused_kernel_difference:.3f} (at most "
+            f"{KERNEL_TOLERANCE} allowed); keep the float bundle"
         )
     card = bundle.card
     training = dataclasses.replace(card.training, quantization=report.as_card_entry(protocol.name))
@@ -187,12 +208,17 @@ class _Batches:
         self._batches = iter(self._all)
 
 
-def _raw_outputs(model: bytes, input_name: str, output: str, features: np.ndarray) -> np.ndarray:
-    """The graph's output (its first column, for a class-logit graph) for each window."""
+def _raw_outputs(
+    model: bytes, input_name: str, output: str, features: np.ndarray, *, optimised: bool = True
+) -> np.ndarray:
+    """The graph's output (its first column, for a class-logit graph) for each window, as the
+    daemon's sessions run it (every optimisation) or as the graph means it (``optimised=False``)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
+    if not optimised:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     outputs = [
         session.run([output], {input_name: features[i : i + 64]})[0]
