@@ -223,6 +223,12 @@ def test_quantize_refuses_what_it_cannot_do(
     with pytest.raises(BundleError, match="keep the float bundle"):
         quantize_bundle(float_default, tmp_path / "strict", train, min_correlation=1.0)
     assert not (tmp_path / "strict").exists()
+    # fused kernels that stray from the graph on the quantising host: refused, nothing written
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("dfd.trainers.quantize.KERNEL_TOLERANCE", -1.0)
+        with pytest.raises(BundleError, match="fused 8-bit kernels"):
+            quantize_bundle(float_default, tmp_path / "stray", train)
+    assert not (tmp_path / "stray").exists()
 
 
 def test_the_calibration_reader_hands_whole_batches_and_starts_again_on_rewind() -> None:
