@@ -131,6 +131,7 @@ def test_the_quantized_graph_keeps_the_first_convolution_in_float(quantized: Pat
     shown = invoke("models", "show", str(quantized))
     assert shown.exit_code == 0
     assert f"quantized    {record['quantized_nodes']} layers in 8 bits, float: " in shown.stdout
+    assert "kernels      fused 8-bit kernels on this CPU" in shown.stdout
 
 
 def test_the_quantized_bundle_scores_real_calls_as_the_float_one_does(
@@ -202,6 +203,11 @@ def test_a_session_whose_fused_kernels_disagree_falls_back_to_the_exact_graph(
         "warning"
     ]
     assert DetectorSession(float_default).kernel_check is None  # a float graph: nothing to check
+    shown = invoke("models", "show", str(quantized))
+    assert shown.exit_code == 0
+    assert "scored without the QDQ fusions (exact, slower); re-quantise" in shown.stdout
+    float_shown = invoke("models", "show", str(float_default)).stdout.splitlines()
+    assert not [line for line in float_shown if line.startswith("kernels")]
 
 
 def test_quantize_refuses_what_it_cannot_do(

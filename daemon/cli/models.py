@@ -13,7 +13,7 @@ from dfd.daemon.cli.common import UnusableSettings
 from dfd.daemon.settings import Settings
 
 if TYPE_CHECKING:
-    from dfd.detectors.bundle import ModelCard, OperatingPoint
+    from dfd.detectors.bundle import Bundle, ModelCard, OperatingPoint
 
 
 DEFAULT_BUNDLES_DIR = Path("/var/lib/dfd/bundles")
@@ -94,6 +94,23 @@ def _metrics_lines(name: str, metrics: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _kernels_text(bundle: Bundle) -> str:
+    """How an 8-bit graph runs on this CPU: ``DetectorSession``'s check at load."""
+    from dfd.detectors.runtime import DetectorSession
+
+    check = DetectorSession(bundle, device="cpu").kernel_check
+    assert check is not None  # every quantised bundle is checked
+    if check.fused:
+        return (
+            "fused 8-bit kernels on this CPU (largest difference from the graph on the probe "
+            f"windows: {check.max_difference:.3g})"
+        )
+    return (
+        f"the fused 8-bit kernels stray up to {check.max_difference:.3g} from the graph on this "
+        "CPU: scored without the QDQ fusions (exact, slower); re-quantise with this dfd"
+    )
+
+
 @models.command("show")
 @click.argument("bundle", type=click.Path(path_type=Path))
 def models_show(bundle: Path) -> None:
@@ -156,6 +173,7 @@ def models_show(bundle: Path) -> None:
             f"at {quantization.get('raw_correlation', '?')} with the float graph's "
             f"({quantization.get('checked_on', '?')})"
         )
+        rows["kernels"] = _kernels_text(loaded)
     for key, value in rows.items():
         click.echo(f"{key:12s} {value}")
     for line in _metrics_lines("dev", card.metrics.dev) + _metrics_lines("eval", card.metrics.eval):
