@@ -22,6 +22,7 @@ are standardised on the selection set and mixed with the weight that is best the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import time
@@ -57,7 +58,9 @@ class SpeakerEncoder(torch.nn.Module):
         )  # fmt: skip  # librosa's defaults, as resemblyzer calls it: 25 ms every 10 ms
         self.lstm = torch.nn.LSTM(40, 256, 3, batch_first=True)
         self.linear = torch.nn.Linear(256, 256)
+        self.digest = "untrained"  # names cached embeddings: other weights, other files
         if weights is not None:
+            self.digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
             state = torch.load(weights, map_location="cpu", weights_only=True)["model_state"]
             self.load_state_dict(state, strict=False)  # the wheel also holds a loss's scale
 
@@ -90,7 +93,9 @@ class EmbeddedProtocol:
         ids = [trial.utterance_id for trial in trials]
         attacks = [trial.attack for trial in trials]
         spoof = np.array([trial.label == "spoof" for trial in trials])
-        target = None if cache is None else cache / f"{protocol.stem}-hop{hop_s:g}.npz"
+        target = (
+            None if cache is None else cache / f"{protocol.stem}-hop{hop_s:g}-{encoder.digest}.npz"
+        )
         if target is not None and target.is_file():
             with np.load(target) as stored:
                 if list(stored["ids"]) == ids:

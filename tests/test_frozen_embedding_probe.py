@@ -6,6 +6,7 @@ selection, scores, fusion, the report), not what the pretrained encoder knows.""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -89,7 +90,10 @@ def test_the_probe_reports_what_its_scores_give_and_fuses_no_worse_than_either_s
     assert 0.0 <= weight <= 1.0
     assert "ms (ONNX Runtime)" in text
     cached = sorted(path.name for path in (tmp_path / "cache").glob("*.npz"))
-    assert cached == ["dev-hop0.5.npz", "eval-hop0.5.npz", "train-hop1.npz"]
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    assert cached == [
+        f"{name}-{digest}.npz" for name in ("dev-hop0.5", "eval-hop0.5", "train-hop1")
+    ]
 
 
 def eer_of(scores: Path) -> float:
