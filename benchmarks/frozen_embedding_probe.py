@@ -33,7 +33,7 @@ import numpy as np
 import onnxruntime
 import torch
 import torchaudio
-from results_table import group_eers
+from results_table import group_eers, markdown_table
 
 from dfd.dsp.audio_io import load_audio
 from dfd.dsp.extract import remove_mean, scoring_windows
@@ -259,11 +259,7 @@ def group_table(groups: dict[str, dict[str, tuple[float, int]]]) -> list[str]:
         + [f"{100 * found[g][0]:.2f} % ({found[g][1]})" if g in found else "-" for g in names]
         for protocol, found in groups.items()
     ]
-    return [
-        "| protocol | " + " | ".join(names) + " |",
-        "| --- | " + " | ".join("---:" for _ in names) + " |",
-        *("| " + " | ".join(row) + " |" for row in cells),
-    ]
+    return markdown_table(["protocol", *names], cells)
 
 
 def main() -> None:
@@ -362,9 +358,7 @@ def main() -> None:
         ),
         "- EER: the ASVspoof way, one score per utterance (the mean window log-odds).",
         "",
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
+        *markdown_table(header, rows),
         "",
         "EER per held-out group (each spoof family against every bona fide trial, each real "
         "group against every spoof; trials in brackets), the head alone:",

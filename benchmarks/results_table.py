@@ -34,6 +34,13 @@ from dfd.detectors.runtime import DetectorSession
 from dfd.trainers.metrics import compute_eer
 
 CODECS = ["mulaw", "alaw", "g722", "gsm", "opus"]
+CALL_COLUMNS = [
+    "model",
+    "real calls alerted",
+    "turning calls alerted before the turn",
+    "alerted after the turn",
+    "median time to alert",
+]
 
 
 def _report(folder: Path) -> dict[str, Any] | None:
@@ -106,6 +113,15 @@ def group_eers(scores: Path, manifest: dict[str, Any], split: str) -> dict[str, 
     result = {g: (compute_eer(all_bonafide, v)[0], len(v)) for g, v in spoof.items()}
     result.update({g: (compute_eer(v, all_spoof)[0], len(v)) for g, v in bonafide.items()})
     return result
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines: the first column left-aligned, the others (figures) right."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
+        *["| " + " | ".join(row) + " |" for row in rows],
+    ]
 
 
 def calls_row(path: Path) -> list[str]:
@@ -211,26 +227,19 @@ def main() -> None:
         "- ms / window: one 2 s window through ONNX Runtime on the CPU, one thread, batch 1, "
         "median of 30 runs, on the machine that generated this file.",
         "",
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
-        *["| " + " | ".join(row) + " |" for row in rows],
+        *markdown_table(header, rows),
         "",
         "EER per eval held-out family (clean; a synthesizer or vocoder family against every "
         "held-out real trial, a real-voice group against every held-out spoof; trials in "
         "brackets):",
         "",
-        "| model | " + " | ".join(f"{g} ({groups[g]})" for g in ordered) + " |",
-        "| --- | " + " | ".join(["---:"] * len(ordered)) + " |",
-        *["| " + " | ".join(row) + " |" for row in group_rows],
+        *markdown_table(["model", *(f"{g} ({groups[g]})" for g in ordered)], group_rows),
         "",
         "Calls (`benchmarks/calls_protocol.py`, eval calls: real calls of held-out speakers, and "
         "calls that turn synthetic part-way; `dfd replay`'s decisions: the evidence rule at the "
         "bundle's operating point, 6 nats where its card has none; docs/alerts.md):",
         "",
-        "| model | real calls alerted | turning calls alerted before the turn | alerted after "
-        "the turn | median time to alert |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *["| " + " | ".join(row) + " |" for row in call_rows],
+        *markdown_table(CALL_COLUMNS, call_rows),
         "",
         "Models:",
         "",
