@@ -133,7 +133,7 @@ class EmbeddedProtocol:
 
 
 class Head:
-    """A standardising head on embeddings; ``spoofness`` is its log-odds per window."""
+    """A head on standardised embeddings: per window, the log-odds that it is spoofed."""
 
     def __init__(self, kind: str, mean: np.ndarray, std: np.ndarray) -> None:
         self.mean, self.std = mean, std
